@@ -1,0 +1,142 @@
+"""dove-join: make this hypervisor part of a ryu_dove overlay.
+
+Creates the integration bridge in fail-mode secure (no traffic passes until the controller
+programs it), records the tunnel endpoint address, and points OpenFlow and OVSDB management
+at the controller. Running it again with the same arguments changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+import sys
+from dataclasses import dataclass
+
+from ovsdb_agent import contract
+from ovsdb_agent.vswitch import OvsdbUnavailable, VSwitch
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    controller: str  # an IP address; ports come from ofp_port / ovsdb_port
+    tep_ip: str
+    hypervisor: str
+    datapath_type: str = "system"
+    bridge: str = contract.INTEGRATION_BRIDGE
+    ofp_port: int = contract.OFP_PORT
+    ovsdb_port: int = contract.OVSDB_PORT
+
+    @property
+    def controller_target(self) -> str:
+        return f"tcp:{_host(self.controller)}:{self.ofp_port}"
+
+    @property
+    def manager_target(self) -> str:
+        return f"tcp:{_host(self.controller)}:{self.ovsdb_port}"
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def join(vswitch: VSwitch, req: JoinRequest) -> None:
+    """Apply the join in one OVSDB transaction."""
+    api = vswitch.api
+    owned = {contract.OWNER: contract.OWNER_VALUE}
+    managers = api.db_list_rows("Manager").execute(check_error=True)
+    stale_managers = [
+        row.uuid for row in managers
+        if row.external_ids.get(contract.OWNER) == contract.OWNER_VALUE
+        and row.target != req.manager_target
+    ]
+    have_manager = any(row.target == req.manager_target for row in managers)
+    # Re-setting an unchanged controller would drop and re-open the OpenFlow connection.
+    have_controller = api.br_exists(req.bridge).execute(check_error=True) and api.get_controller(
+        req.bridge).execute(check_error=True) == [req.controller_target]
+    with vswitch.transaction() as txn:
+        txn.add(api.add_br(req.bridge, may_exist=True, datapath_type=req.datapath_type))
+        txn.add(api.db_set("Bridge", req.bridge,
+                           ("datapath_type", req.datapath_type),
+                           ("fail_mode", "secure"),
+                           ("protocols", ["OpenFlow13", "OpenFlow15"]),
+                           ("other_config", {"disable-in-band": "true"}),
+                           ("external_ids", owned)))
+        if not have_controller:
+            txn.add(api.set_controller(req.bridge, [req.controller_target]))
+        for uuid in stale_managers:
+            txn.add(api.db_remove("Open_vSwitch", ".", "manager_options", uuid))
+            txn.add(api.db_destroy("Manager", uuid))
+        if not have_manager:
+            txn.add(api.add_manager(req.manager_target))
+        txn.add(api.db_set("Open_vSwitch", ".", ("external_ids", {
+            contract.HYPERVISOR: req.hypervisor,
+            contract.TEP_IP: req.tep_ip,
+            contract.DATAPATH_TYPE: req.datapath_type,
+        })))
+    # Second step: rows created above are now addressable. Out-of-band control because the
+    # controller is reached over the management network, never through br-int itself.
+    bridge = api.db_find_rows("Bridge", ("name", "=", req.bridge)).execute(check_error=True)[0]
+    manager = api.db_find_rows("Manager", ("target", "=", req.manager_target)).execute(
+        check_error=True)[0]
+    with vswitch.transaction() as txn:
+        for ctl in bridge.controller:
+            txn.add(api.db_set("Controller", ctl.uuid, ("connection_mode", "out-of-band")))
+        txn.add(api.db_set("Manager", manager.uuid, ("external_ids", owned)))
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dove-join", description=__doc__.splitlines()[0])
+    p.add_argument("--controller", required=True, type=_ip,
+                   help="management address of the DOVE controller")
+    p.add_argument("--tep-ip", required=True, type=_ip,
+                   help="underlay address of this hypervisor's VXLAN tunnel endpoint")
+    p.add_argument("--hypervisor", default=socket.gethostname(),
+                   help="this hypervisor's name in the overlay (default: hostname)")
+    p.add_argument("--datapath-type", choices=["system", "netdev"], default="system",
+                   help="system on a real hypervisor, netdev for the userspace datapath")
+    p.add_argument("--db", default=contract.DEFAULT_DB, help="OVSDB server (default: %(default)s)")
+    p.add_argument("--bridge", default=contract.INTEGRATION_BRIDGE)
+    p.add_argument("--ofp-port", type=_port, default=contract.OFP_PORT)
+    p.add_argument("--ovsdb-port", type=_port, default=contract.OVSDB_PORT)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    req = JoinRequest(controller=args.controller, tep_ip=args.tep_ip, hypervisor=args.hypervisor,
+                      datapath_type=args.datapath_type, bridge=args.bridge,
+                      ofp_port=args.ofp_port, ovsdb_port=args.ovsdb_port)
+    try:
+        with VSwitch(args.db) as vswitch:
+            join(vswitch, req)
+    except OvsdbUnavailable as exc:
+        print(f"dove-join: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        print(f"dove-join: OVSDB refused the change: {exc}", file=sys.stderr)
+        return 1
+    print(f"dove-join: {req.hypervisor} joined: {req.bridge} -> {req.controller_target}, "
+          f"manager {req.manager_target}, TEP {req.tep_ip}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""dove-lab: build and drive a multi-hypervisor ryu_dove lab on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from ryu_dove.lab import probe
+from ryu_dove.lab.lab import Lab, LabError
+from ryu_dove.lab.naming import DEFAULT_LAB, check_lab_name
+from ryu_dove.lab.shell import CommandFailed
+from ryu_dove.lab.topology import load_topology
+from ryu_dove.policy import load_policy
+from ryu_dove.yamlmarks import ConfigError
+
+
+def _lab_name(text: str) -> str:
+    try:
+        return check_lab_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return value
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy)
+    topology = load_topology(args.topology, policy)
+    lab = Lab(args.name)
+    lab.up(topology, args.policy, policy, controller=not args.no_controller,
+           connect_timeout=args.timeout)
+    status = lab.status()
+    print(f"lab {args.name} is up ({status['mode']}): {len(status['hypervisors'])} hypervisors, "
+          f"{len(status['vms'])} VMs; state in {status['dir']}")
+    if not args.no_controller:
+        print(f"controller {status['controller']['address']}, log {status['controller']['log']}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    removed = Lab(args.name).down()
+    print(f"lab {args.name}: " + (f"removed {len(removed)} items" if removed else "nothing to do"))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(json.dumps(Lab(args.name).status(), indent=2))
+    return 0
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    lab = Lab(args.name)
+    state = lab.state()
+    src = state.vms.get(args.src)
+    if src is None:
+        raise LabError(f"no VM {args.src!r} in lab {args.name!r}")
+    dst_ip = state.vms[args.dst].ip if args.dst in state.vms else args.dst
+    ok = probe.ping(src, dst_ip, count=args.count, timeout=args.timeout)
+    print(f"{args.src} -> {args.dst} ({dst_ip}): {'reaches' if ok else 'no reply'}")
+    return 0 if ok else 1
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    state = Lab(args.name).state()
+    probes = probe.matrix(state, timeout=args.timeout)
+    if args.json:
+        out: dict[str, dict[str, str]] = {}
+        for p in probes:
+            out.setdefault(p.src, {})[p.dst] = p.fate.value
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        print(probe.render_matrix(state, probes))
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    netns = Lab(args.name).node_netns(args.node)
+    argv = [a for a in args.command if a != "--"] if args.command[:1] == ["--"] else args.command
+    if not argv:
+        raise LabError("nothing to run: dove-lab exec NODE -- CMD...")
+    os.execvp("ip", ["ip", "netns", "exec", netns, *argv])
+    return 127  # not reached
+
+
+def cmd_add_vm(args: argparse.Namespace) -> int:
+    vm = Lab(args.name).add_vm(args.vm, args.hypervisor, args.network, args.ip, args.mac)
+    print(f"VM {vm.name} ({vm.network} {vm.ip} {vm.mac}) plugged on {vm.hypervisor}")
+    return 0
+
+
+def cmd_del_vm(args: argparse.Namespace) -> int:
+    Lab(args.name).del_vm(args.vm)
+    print(f"VM {args.vm} unplugged and removed")
+    return 0
+
+
+def cmd_add_hv(args: argparse.Namespace) -> int:
+    hv = Lab(args.name).add_hypervisor(args.hypervisor)
+    print(f"hypervisor {hv.name} joined (TEP {hv.tep_ip}, management {hv.mgmt_ip})")
+    return 0
+
+
+def cmd_del_hv(args: argparse.Namespace) -> int:
+    gone = Lab(args.name).del_hypervisor(args.hypervisor)
+    with_vms = f" with VMs {', '.join(gone)}" if gone else ""
+    print(f"hypervisor {args.hypervisor} removed{with_vms}")
+    return 0
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    lab = Lab(args.name)
+    if args.action in ("stop", "kill", "restart"):
+        was = lab.controller_stop(kill=args.action == "kill")
+        if args.action != "restart":
+            print(f"controller {'stopped' if was else 'was not running'}")
+    if args.action in ("start", "restart"):
+        pid = lab.controller_start(timeout=args.timeout)
+        print(f"controller running (pid {pid}); every hypervisor connected")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", type=_lab_name, default=DEFAULT_LAB,
+                        help="lab name, 1-8 lowercase letters or digits (default: %(default)s)")
+    p = argparse.ArgumentParser(prog="dove-lab", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every command run")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str
+            ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    up = add("up", cmd_up, "bring a lab up from a topology and a policy")
+    up.add_argument("--topology", required=True)
+    up.add_argument("--policy", required=True, action="append",
+                    help="policy file or directory (repeatable)")
+    up.add_argument("--no-controller", action="store_true",
+                    help="baseline: plain OVS bridging over a tunnel mesh, no isolation")
+    up.add_argument("--timeout", type=_positive, default=30.0,
+                    help="seconds to wait for every hypervisor to connect (default 30)")
+    add("down", cmd_down, "remove everything the lab created")
+    add("status", cmd_status, "the lab as JSON")
+    ping = add("ping", cmd_ping, "exit 0 iff VM SRC gets replies from DST (VM name or IP)")
+    ping.add_argument("src")
+    ping.add_argument("dst")
+    ping.add_argument("--count", type=int, default=1)
+    ping.add_argument("--timeout", type=_positive, default=3.0)
+    matrix = add("matrix", cmd_matrix, "ping every VM pair and print who reaches whom")
+    matrix.add_argument("--json", action="store_true")
+    matrix.add_argument("--timeout", type=_positive, default=3.0)
+    ex = add("exec", cmd_exec, "run a command in a VM's or hypervisor's namespace")
+    ex.add_argument("node")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    av = add("add-vm", cmd_add_vm, "plug a new VM into a running lab")
+    av.add_argument("vm")
+    av.add_argument("--hypervisor", required=True)
+    av.add_argument("--network", required=True, help="tenant/network")
+    av.add_argument("--ip", required=True)
+    av.add_argument("--mac")
+    add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
+    add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")
+    add("del-hypervisor", cmd_del_hv, "remove a hypervisor and its VMs").add_argument("hypervisor")
+    ctl = add("controller", cmd_controller, "start, stop, kill (SIGKILL) or restart the controller")
+    ctl.add_argument("action", choices=["start", "stop", "kill", "restart"])
+    ctl.add_argument("--timeout", type=_positive, default=30.0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except (LabError, CommandFailed) as exc:
+        print(f"dove-lab: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dove-lab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

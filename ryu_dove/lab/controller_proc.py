@@ -1,0 +1,74 @@
+"""Running the lab's controller as a background process, with its log in the lab's folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ryu_dove.lab.naming import Addressing
+from ryu_dove.lab.ovs_instance import alive, read_pid, stop_pid
+from ryu_dove.lab.state import LabState
+
+
+class ControllerError(RuntimeError):
+    pass
+
+
+def controller_command(state: LabState) -> list[str]:
+    exe = Path(sys.executable).with_name("dove-controller")
+    found = str(exe) if exe.exists() else shutil.which("dove-controller")
+    if not found:
+        raise ControllerError("dove-controller is not installed in this environment; "
+                              "use --no-controller for the plain-OVS baseline")
+    cmd = [found, "--listen", Addressing(state.slot).controller_ip]
+    for path in state.policy:
+        cmd += ["--policy", path]
+    return cmd
+
+
+def running_pid(state: LabState) -> int | None:
+    """The controller's pid if it runs (checked against its command line, not just the pid)."""
+    pid = read_pid(state.controller_pidfile)
+    if pid is None or not alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return pid if any(b"dove-controller" in part for part in cmdline) else None
+
+
+def start(state: LabState) -> int:
+    if running_pid(state) is not None:
+        raise ControllerError(f"the controller of lab {state.name} already runs")
+    cmd = state.controller_cmd or controller_command(state)
+    state.controller_cmd = cmd
+    with open(state.controller_log, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    state.controller_pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(state: LabState, kill: bool = False, timeout: float = 10.0) -> bool:
+    """SIGTERM (or SIGKILL with kill=True) the controller; False if none ran."""
+    pid = running_pid(state)
+    if pid is None:
+        return False
+    if kill:
+        os.kill(pid, signal.SIGKILL)
+    stop_pid(pid, timeout)
+    _reap(pid)
+    state.controller_pidfile.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):  # not our child: init reaps it
+        os.waitpid(pid, os.WNOHANG)
