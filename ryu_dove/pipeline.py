@@ -1,0 +1,61 @@
+"""The OpenFlow pipeline of br-int, declared once: stages, their tables, and the registers.
+
+Tables are numbered from this declaration only; flows, tests, logs and docs/pipeline.md
+speak stage names. Each stage lists the match fields its flows may use and the stages it may
+jump to, and every computed flow is checked against that (ryu_dove.flows.check_flow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    table: int
+    doc: str
+    fields: frozenset[str]
+    next: tuple[str, ...]  # stage names this stage may goto
+
+
+# Register contract (docs/pipeline.md): set in in_classify, read downstream.
+REG_NETWORK = "reg0"  # VNI of the packet's network
+REG_FROM_TUNNEL = "reg1"  # 1 when the packet arrived from another hypervisor
+
+
+class Stage(Enum):
+    IN_CLASSIFY = StageSpec(
+        0, "VM port (with its MAC) or tunnel key -> network in reg0; anything else dropped",
+        frozenset({"in_port", "eth_src", "tunnel_id"}), ("IN_PORT_SEC", "IN_L2_LOOKUP"))
+    IN_PORT_SEC = StageSpec(
+        10, "source IP of a VM must be one of its bound addresses (ARP and IPv4/IPv6)",
+        frozenset({"in_port", "eth_type", "arp_spa", "arp_sha", "ipv4_src", "ipv6_src",
+                   "ip_proto", "icmpv6_type"}),
+        ("IN_ARP_RESPONDER",))
+    IN_ARP_RESPONDER = StageSpec(
+        20, "ARP requests for known endpoints and the gateway answered inside OVS",
+        frozenset({REG_NETWORK, "eth_type", "arp_op", "arp_tpa", "arp_spa"}), ("IN_L2_LOOKUP",))
+    IN_L2_LOOKUP = StageSpec(
+        30, "destination MAC -> local port or remote hypervisor's tunnel; BUM to the "
+            "network's local ports and hosting hypervisors; unknown dropped",
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_dst"}), ())
+
+    @property
+    def table(self) -> int:
+        return self.value.table
+
+    @property
+    def cookie_id(self) -> int:
+        return list(Stage).index(self) + 1
+
+    @classmethod
+    def by_table(cls, table: int) -> Stage:
+        for stage in cls:
+            if stage.table == table:
+                return stage
+        raise KeyError(f"no stage uses table {table}")
+
+
+def allowed_next(stage: Stage) -> tuple[Stage, ...]:
+    return tuple(Stage[name] for name in stage.value.next)
