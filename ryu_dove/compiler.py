@@ -11,7 +11,17 @@ import ipaddress
 from collections.abc import Iterator
 
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
-from ryu_dove.flows import IN_PORT, Flow, Move, Output, SetField, check_flow, flow
+from ryu_dove.flows import (
+    IN_PORT,
+    Action,
+    Flow,
+    MatchValue,
+    Move,
+    Output,
+    SetField,
+    check_flow,
+    flow,
+)
 from ryu_dove.pipeline import REG_FROM_TUNNEL, REG_NETWORK, Stage
 from ryu_dove.policy import Network, Policy
 
@@ -100,7 +110,8 @@ def _network_flows(net: Network, directory: Directory, hv: Hypervisor) -> Iterat
 
 def _arp_reply(vni: int, ip: str, mac: str) -> Iterator[Flow]:
     """Answer 'who has ip' in OVS: turn the request into the reply and send it back."""
-    match = {REG_NETWORK: vni, "eth_type": ETH_ARP, "arp_op": 1, "arp_tpa": ip}
+    match: dict[str, MatchValue] = {REG_NETWORK: vni, "eth_type": ETH_ARP, "arp_op": 1,
+                                     "arp_tpa": ip}
     # A gratuitous ARP (sender asks for its own address) announces, it does not ask: pass it.
     yield flow(Stage.IN_ARP_RESPONDER, P_SPECIFIC, {**match, "arp_spa": ip},
                goto=Stage.IN_L2_LOOKUP)
@@ -126,10 +137,10 @@ def _unicast(net: Network, ep: Endpoint, hv: Hypervisor) -> Iterator[Flow]:
 
 def _flood(net: Network, members: tuple[Endpoint, ...], hv: Hypervisor) -> Iterator[Flow]:
     """Broadcast and multicast: local ports, plus each hypervisor hosting the network once."""
-    local = [Output(e.ofport) for e in members if e.hypervisor == hv.name]
+    local: list[Action] = [Output(e.ofport) for e in members if e.hypervisor == hv.name]
     remotes = sorted({e.hypervisor for e in members if e.hypervisor != hv.name})
     tunnels = [Output(hv.tunnels[r]) for r in remotes if r in hv.tunnels]
-    match = {REG_NETWORK: net.vni, "eth_dst": MULTICAST}
-    to_remote = [SetField("tunnel_id", net.vni), *tunnels] if tunnels else []
+    match: dict[str, MatchValue] = {REG_NETWORK: net.vni, "eth_dst": MULTICAST}
+    to_remote: list[Action] = [SetField("tunnel_id", net.vni), *tunnels] if tunnels else []
     yield flow(Stage.IN_L2_LOOKUP, P_NORMAL, {**match, REG_FROM_TUNNEL: 0}, [*local, *to_remote])
     yield flow(Stage.IN_L2_LOOKUP, P_NORMAL, {**match, REG_FROM_TUNNEL: 1}, local)

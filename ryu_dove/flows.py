@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 from ryu_dove.pipeline import Stage, allowed_next
 
@@ -20,7 +19,7 @@ OWNER_MASK = 0xFF << 56
 STAGE_MASK = 0xFF << 48
 IN_PORT = 0xFFFFFFF8  # OFPP_IN_PORT: send back where it came from
 
-MatchValue = Union[int, str, tuple[int, int], tuple[str, str]]  # value or (value, mask)
+MatchValue = int | str | tuple[int, int] | tuple[str, str]  # value or (value, mask)
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Move:
     n_bits: int
 
 
-Action = Union[Output, SetField, Move]
+Action = Output | SetField | Move
 
 
 @dataclass(frozen=True)

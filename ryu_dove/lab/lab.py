@@ -37,6 +37,9 @@ REQUIRED_TOOLS = {"ovs-vswitchd": "openvswitch-switch", "ovsdb-server": "openvsw
                   "ip": "iproute2", "ping": "iputils-ping", "ethtool": "ethtool"}
 
 
+API_PORT = 8080  # the controller's REST API, on the lab's management address
+
+
 class LabError(RuntimeError):
     """A lab operation could not be done; the message says why and what to do."""
 
@@ -300,11 +303,20 @@ class Lab:
             if not waiting:
                 return
             if pid is not None and not alive(pid):
-                raise LabError(f"the controller exited; see {self.state().controller_log}")
+                raise LabError(f"the controller exited. {self._log_tail()}")
             if time.monotonic() > deadline:
                 raise LabError(f"hypervisors {sorted(waiting)} did not connect to the controller "
-                               f"within {timeout:.0f} s; see {self.state().controller_log}")
+                               f"within {timeout:.0f} s. {self._log_tail()}")
             time.sleep(0.1)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        """The end of the controller's log, quoted: a failed `up` removes the file itself."""
+        log = self.state().controller_log
+        try:
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return f"(no log at {log})"
+        return "Its log ends:\n  " + "\n  ".join(tail)
 
     # --- looking at it -------------------------------------------------------------------------
 
@@ -326,6 +338,7 @@ class Lab:
             "mode": "controller" if state.controller else "baseline (no controller)",
             "policy": state.policy,
             "controller": {"address": addr.controller_ip, "running": pid is not None,
+                           "api": f"http://{addr.controller_ip}:{API_PORT}",
                            "pid": pid, "log": str(state.controller_log),
                            "command": state.controller_cmd},
             "management": str(addr.mgmt_net),

@@ -14,7 +14,8 @@ from ryu_dove.lab.state import LabState, VmState
 class Fate(StrEnum):
     REACHES = "reaches"
     NO_REPLY = "no reply"
-    WRONG_HOST = "wrong host"  # a reply came, but from another VM with the same address
+    OTHER_VM = "other vm"  # dst's address answered, but from a VM of src's own network
+    LEAK = "leak"  # a VM of another tenant answered: isolation is broken
     SAME_ADDRESS = "same address"  # dst has src's own address: src cannot address it at all
 
 
@@ -49,14 +50,20 @@ def on_link(src: VmState, dst: VmState) -> bool:
     return ipaddress.ip_address(dst.ip) in net
 
 
-def probe(src: VmState, dst: VmState, timeout: float = 3.0) -> Probe:
+def probe(src: VmState, dst: VmState, vms: dict[str, VmState] | None = None,
+          timeout: float = 3.0) -> Probe:
+    """Does src reach dst? For on-link peers the answering MAC tells who really answered."""
     if ipaddress.ip_address(src.ip) == ipaddress.ip_address(dst.ip):
         return Probe(src.name, dst.name, Fate.SAME_ADDRESS)
     if not ping(src, dst.ip, timeout=timeout):
         return Probe(src.name, dst.name, Fate.NO_REPLY)
-    if on_link(src, dst) and neighbour_mac(src, dst.ip) not in (None, dst.mac):
-        return Probe(src.name, dst.name, Fate.WRONG_HOST)
-    return Probe(src.name, dst.name, Fate.REACHES)
+    mac = neighbour_mac(src, dst.ip) if on_link(src, dst) else None
+    if mac is None or mac == dst.mac:
+        return Probe(src.name, dst.name, Fate.REACHES)
+    responder = next((v for v in (vms or {}).values() if v.mac == mac), None)
+    if responder is not None and responder.network == src.network:
+        return Probe(src.name, dst.name, Fate.OTHER_VM)
+    return Probe(src.name, dst.name, Fate.LEAK)
 
 
 def matrix(state: LabState, timeout: float = 3.0) -> list[Probe]:
@@ -64,14 +71,15 @@ def matrix(state: LabState, timeout: float = 3.0) -> list[Probe]:
     vms = sorted(state.vms.values(), key=lambda v: v.name)
     pairs = [(s, d) for s in vms for d in vms if s is not d]
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(pairs)))) as pool:
-        return list(pool.map(lambda p: probe(p[0], p[1], timeout), pairs))
+        return list(pool.map(lambda p: probe(p[0], p[1], state.vms, timeout), pairs))
 
 
 def render_matrix(state: LabState, probes: list[Probe]) -> str:
     """A VM-by-VM table: rows send, columns answer."""
     names = sorted(state.vms)
     fate = {(p.src, p.dst): p.fate for p in probes}
-    mark = {Fate.REACHES: "ok", Fate.NO_REPLY: "-", Fate.WRONG_HOST: "X", Fate.SAME_ADDRESS: "="}
+    mark = {Fate.REACHES: "ok", Fate.NO_REPLY: "-", Fate.OTHER_VM: "~", Fate.LEAK: "X",
+            Fate.SAME_ADDRESS: "="}
     width = max(len(n) for n in names) if names else 4
     label = {n: f"{n} ({state.vms[n].network} {state.vms[n].ip})" for n in names}
     lw = max(len(v) for v in label.values()) if names else 4
@@ -79,6 +87,7 @@ def render_matrix(state: LabState, probes: list[Probe]) -> str:
     for src in names:
         cells = [("." if src == dst else mark[fate[(src, dst)]]).rjust(width) for dst in names]
         lines.append(label[src].ljust(lw) + "  " + " ".join(cells))
-    lines.append("rows ping columns: ok = replies, - = no reply, X = a different VM answered, "
-                 "= = same address as the sender (another tenant)")
+    lines.append("rows ping columns: ok = reaches, - = no reply, ~ = its address answered from "
+                 "the sender's own network, = = the sender's own address, X = another tenant "
+                 "answered (isolation broken)")
     return "\n".join(lines)

@@ -58,4 +58,68 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str,
 
 def fate(lab: Lab, src: str, dst: str, timeout: float = 3.0) -> Fate:
     state = lab.state()
-    return probe(state.vms[src], state.vms[dst], timeout=timeout).fate
+    return probe(state.vms[src], state.vms[dst], state.vms, timeout=timeout).fate
+
+
+def api_get(lab: Lab, resource: str) -> list[dict[str, object]]:
+    import json
+    import urllib.request
+
+    url = f"{lab.status()['controller']['api']}/v1/{resource}"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        data: list[dict[str, object]] = json.load(resp)
+    return data
+
+
+def wait_in_sync(lab: Lab, timeout: float = 20.0) -> None:
+    """Wait until the controller says every hypervisor of the lab has exactly its flows."""
+    names = set(lab.state().hypervisors)
+
+    def synced() -> bool:
+        try:
+            hvs = {h["name"]: h for h in api_get(lab, "hypervisors")}
+        except OSError:
+            return False
+        return names <= hvs.keys() and all(hvs[n]["in_sync"] for n in names)
+
+    wait_for(synced, timeout, f"every hypervisor of {lab.name} in sync")
+
+
+TCP_PORT = 7000
+_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ':' in sys.argv[2] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[2], int(sys.argv[3]))); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(sys.argv[1].encode() + b"\\n"); c.close()
+"""
+_CLIENT = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < deadline:
+    try:
+        with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1) as c:
+            print(c.recv(100).decode().strip()); break
+    except OSError:
+        time.sleep(0.1)
+"""
+
+
+def tcp_name_server(netns: str, name: str, port: int = TCP_PORT) -> subprocess.Popen[bytes]:
+    """A TCP server in a VM that answers every connection with the VM's name."""
+    import sys
+
+    return subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _SERVER, name,
+                             "0.0.0.0", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def tcp_read(netns: str, ip: str, port: int = TCP_PORT, timeout: float = 5.0) -> str:
+    """Connect from a VM (retrying until the deadline) and return what the server says."""
+    import sys
+
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", _CLIENT, ip,
+                          str(port), str(timeout)],
+                         capture_output=True, text=True, timeout=timeout + 5)
+    return out.stdout.strip()

@@ -1,0 +1,238 @@
+"""The controller's read-only REST API: what it knows, as JSON over HTTP.
+
+Stdlib only (`http.server.ThreadingHTTPServer`, a daemon thread per request), by decision: no
+extra dependency, plain threads, and os-ken 4 no longer ships its WSGI app (`os_ken.app.wsgi`),
+so there is nothing of os-ken's to plug into.
+
+The controller hands in a `snapshot()` function returning an immutable mapping that it replaces
+atomically; the API only reads it, so there are no locks here. Keys: "endpoints", "hypervisors",
+"tunnels", "refused" (lists of JSON-able dicts) and "controller" (a dict). Routes and item shapes
+are declared once below (`COLLECTIONS`) and documented in docs/api.md; `dovectl show` uses the
+same declaration for its columns and filters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import socketserver
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+LOG = logging.getLogger(__name__)
+
+Snapshot = Callable[[], Mapping[str, Any]]
+Query = Mapping[str, list[str]]
+
+_MAX_DRAINED_BODY = 1 << 20  # bytes of a refused request's body read before answering 405
+_POLL_S = 0.05  # how often the serving thread looks for stop(): bounds how long stop() takes
+
+
+class ApiError(Exception):
+    """The API cannot be served (the address is taken, not local, or not an address)."""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A list in the snapshot, served at /v1/<name>."""
+
+    name: str                    # snapshot key and last path segment
+    fields: tuple[str, ...]      # keys of each item, in display order (docs/api.md)
+    filters: Mapping[str, str]   # query parameter -> item key it must equal
+
+    @property
+    def path(self) -> str:
+        return f"/v1/{self.name}"
+
+
+COLLECTIONS: tuple[Collection, ...] = (
+    Collection("endpoints",
+               ("network", "mac", "ips", "hypervisor", "port", "ofport", "iface_id"),
+               {"network": "network", "hypervisor": "hypervisor"}),
+    Collection("hypervisors",
+               ("name", "tep_ip", "dpid", "ovsdb", "openflow", "flows_desired",
+                "flows_installed", "in_sync", "foreign_flows"),
+               {"hypervisor": "name"}),
+    Collection("tunnels",
+               ("hypervisor", "remote", "remote_ip", "port", "ofport"),
+               {"hypervisor": "hypervisor"}),
+    Collection("refused",
+               ("hypervisor", "port", "iface_id", "reason"),
+               {"hypervisor": "hypervisor"}),
+)
+_BY_PATH = {c.path: c for c in COLLECTIONS}
+ROUTES: tuple[str, ...] = ("/", *_BY_PATH, "/v1/controller", "/v1/health")
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _matches(item: Mapping[str, Any], collection: Collection, query: Query) -> bool:
+    return all(item.get(collection.filters[param]) in values for param, values in query.items())
+
+
+def _answer(snapshot: Snapshot, path: str, query: Query) -> tuple[HTTPStatus, Any]:
+    """The status and JSON body for a GET of `path`; exceptions of `snapshot` propagate."""
+    if path not in ROUTES:
+        return HTTPStatus.NOT_FOUND, {"error": f"no such resource: {path}",
+                                      "resources": list(ROUTES)}
+    collection = _BY_PATH.get(path)
+    allowed = collection.filters if collection else {}
+    unknown = sorted(set(query) - set(allowed))
+    if unknown:
+        return HTTPStatus.BAD_REQUEST, {"error": f"unknown filter {unknown[0]!r} for {path}",
+                                        "filters": sorted(allowed)}
+    if path == "/":
+        return HTTPStatus.OK, {"resources": list(ROUTES)}
+    if path == "/v1/health":  # the API answers: no need to read the controller's state
+        return HTTPStatus.OK, {"status": "ok"}
+    if collection is None:
+        return HTTPStatus.OK, snapshot()["controller"]
+    items = snapshot()[collection.name]
+    return HTTPStatus.OK, [item for item in items if _matches(item, collection, query)]
+
+
+def _jsonable(value: object) -> object:
+    # An immutable snapshot may hold MappingProxyType and frozensets; JSON has dicts and lists.
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _encode(body: Any) -> bytes:
+    return (json.dumps(body, indent=2, default=_jsonable) + "\n").encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "ryu_dove-api"
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        try:
+            status, body = _answer(self.server.snapshot, path,
+                                   parse_qs(parts.query, keep_blank_values=True))
+            payload = _encode(body)
+        except Exception as exc:  # a bad snapshot is one failed request, not a dead API
+            LOG.exception("GET %s failed", self.path)
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+            payload = _encode({"error": f"internal error: {type(exc).__name__}: {exc}"})
+        self._send(status, payload)
+
+    def _not_allowed(self) -> None:
+        self._drain()
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, _encode({
+            "error": f"method {self.command} not allowed: the API is read-only, use GET",
+            "allow": ["GET"],
+        }))
+
+    def __getattr__(self, name: str) -> Any:
+        # The stdlib dispatches a request for method M to `do_M`: every M but GET lands here.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        # The stdlib's own errors (bad request line, unknown method...) as JSON, not HTML.
+        self.close_connection = True
+        status = HTTPStatus(code)
+        self._send(status, _encode({"error": message or status.phrase}))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        LOG.debug("%s %s", self.address_string(), format % args)
+
+    def _drain(self) -> None:
+        # Read a refused request's body: closing with unread data would reset the connection
+        # and the client could lose our answer.
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if 0 < length <= _MAX_DRAINED_BODY:
+            self.rfile.read(length)
+
+    def _send(self, status: HTTPStatus, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if status == HTTPStatus.METHOD_NOT_ALLOWED:
+            self.send_header("Allow", "GET")
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(payload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], snapshot: Snapshot, family: int) -> None:
+        self.address_family = family  # read by TCPServer.__init__ to create the socket
+        self.snapshot = snapshot
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind also does a reverse DNS look-up (getfqdn) nobody here needs.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Instead of a traceback on stderr: a client that went away is routine.
+        exc = sys.exc_info()[1]
+        level = logging.DEBUG if isinstance(exc, ConnectionError) else logging.WARNING
+        LOG.log(level, "API request from %s failed", client_address, exc_info=True)
+
+
+class ApiServer:
+    """Serves the read-only API on host:port in a daemon thread named "api"."""
+
+    def __init__(self, host: str, port: int, snapshot: Snapshot) -> None:
+        self._host = host
+        self._port = port  # 0: an ephemeral port, reported by `url` once started
+        self._snapshot = snapshot
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """http://host:port (the bound port once started; IPv6 in brackets)."""
+        port = self._server.server_address[1] if self._server else self._port
+        return f"http://{_hostport(self._host, port)}"
+
+    def start(self) -> None:
+        """Bind (raising ApiError now if that fails), then serve in the background."""
+        if self._server is not None:
+            raise RuntimeError(f"the API is already served on {self.url}")
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        try:
+            server = _Server((self._host, self._port), self._snapshot, family)
+        except (OSError, OverflowError) as exc:  # OverflowError: port out of range
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            where = _hostport(self._host, self._port)
+            raise ApiError(f"cannot serve the API on {where}: {reason}") from exc
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": _POLL_S},
+                                  name="api", daemon=True)
+        thread.start()
+        self._server, self._thread = server, thread
+        LOG.info("API on %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving and release the port; a no-op if not started."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()  # waits for serve_forever to return
+        server.server_close()
+        thread.join()

@@ -1,0 +1,109 @@
+"""From what a hypervisor's OVSDB says to endpoints: check every VM port binding.
+
+A binding that cannot be honoured is refused with a reason the operator can act on; it
+never disturbs other endpoints. Pure functions: the engine applies the result.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ovsdb_agent import contract
+from ovsdb_agent.reports import PortInfo
+from ryu_dove.directory import Directory, Endpoint
+from ryu_dove.policy import Network, Policy
+
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    hypervisor: str
+    port: str
+    iface_id: str
+    reason: str
+
+
+def is_vm_port(port: PortInfo) -> bool:
+    return contract.NETWORK in port.ids()
+
+
+def resolve(policy: Policy, directory: Directory, hypervisor: str,
+            ports: Iterable[PortInfo]) -> tuple[list[Endpoint], list[Refusal]]:
+    """Endpoints for the VM ports of one hypervisor, and the bindings refused, with why.
+
+    Conflicts are judged against endpoints of *other* hypervisors in the directory: the
+    address or MAC bound first keeps it (a migrating VM's new port waits until the old one
+    is unplugged).
+    """
+    endpoints: list[Endpoint] = []
+    refused: list[Refusal] = []
+    for port in ports:
+        if not is_vm_port(port) or port.ofport is None or port.ofport <= 0:
+            continue  # not a VM port, or OVS has not numbered it yet
+        ep_or_reason = _endpoint(policy, hypervisor, port)
+        if isinstance(ep_or_reason, str):
+            refused.append(_refusal(hypervisor, port, ep_or_reason))
+            continue
+        reason = _conflict(directory, ep_or_reason, endpoints)
+        if reason:
+            refused.append(_refusal(hypervisor, port, reason))
+        else:
+            endpoints.append(ep_or_reason)
+    return endpoints, refused
+
+
+def _refusal(hypervisor: str, port: PortInfo, reason: str) -> Refusal:
+    return Refusal(hypervisor, port.name, port.ids().get(contract.IFACE_ID, ""), reason)
+
+
+def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str:
+    ids = port.ids()
+    key = ids[contract.NETWORK]
+    net = policy.network(key)
+    if net is None:
+        return f"unknown network {key!r} (not in the policy)"
+    mac = ids.get(contract.ATTACHED_MAC, "").lower()
+    if not MAC.match(mac) or int(mac[:2], 16) & 1:
+        return f"{contract.ATTACHED_MAC} {ids.get(contract.ATTACHED_MAC)!r} is not a unicast MAC"
+    ips = _addresses(net, ids.get(contract.IPS, ""))
+    if isinstance(ips, str):
+        return ips
+    iface_id = ids.get(contract.IFACE_ID) or port.name
+    assert port.ofport is not None
+    return Endpoint(net.key, mac, ips, hypervisor, port.name, port.ofport, iface_id)
+
+
+def _addresses(net: Network, raw: str) -> tuple[str, ...] | str:
+    ips: list[str] = []
+    for text in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            return f"{contract.IPS}: {text!r} is not an IP address"
+        if ip not in net.subnet:
+            return f"{ip} is outside {net.key}'s subnet {net.subnet}"
+        if ip == net.gateway:
+            return f"{ip} is {net.key}'s gateway address"
+        ips.append(str(ip))
+    return tuple(ips)
+
+
+def _conflict(directory: Directory, ep: Endpoint, accepted: list[Endpoint]) -> str | None:
+    for other in accepted:
+        if other.network == ep.network and other.mac == ep.mac:
+            return f"MAC {ep.mac} is also bound to {other.port} on this hypervisor"
+        if other.network == ep.network and set(other.ips) & set(ep.ips):
+            shared = sorted(set(other.ips) & set(ep.ips))[0]
+            return f"address {shared} is also bound to {other.port}"
+    holder = directory.by_mac(ep.network, ep.mac)
+    if holder is not None and holder.hypervisor != ep.hypervisor:
+        return f"MAC {ep.mac} is bound on {holder.hypervisor} ({holder.port}) already"
+    for ip in ep.ips:
+        holder = directory.by_ip(ep.network, ip)
+        if holder is not None and holder.hypervisor != ep.hypervisor:
+            return f"address {ip} is bound on {holder.hypervisor} ({holder.port}) already"
+    return None

@@ -1,0 +1,180 @@
+"""dove-controller: run the DOVE controller (an os-ken application) in the foreground.
+
+Checks its inputs before starting anything: a bad policy is reported as file:line:col and
+nothing starts; a port already in use is named. SIGHUP reloads the policy (a bad one is
+refused and the running one kept); SIGTERM or Ctrl-C stops cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+from ryu_dove.policy import check_policy, load_policy
+
+LOG = logging.getLogger("ryu_dove.controller")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return int(text)
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dove-controller", description=__doc__.splitlines()[0])
+    p.add_argument("--policy", required=True, action="append",
+                   help="policy file or directory (repeatable)")
+    p.add_argument("--listen", type=_address, default="0.0.0.0",
+                   help="management address to listen on (default: all)")
+    p.add_argument("--ofp-port", type=_port, default=6653, help="OpenFlow port (6653)")
+    p.add_argument("--ovsdb-port", type=_port, default=6640,
+                   help="port the hypervisors' OVSDB servers connect to (6640)")
+    p.add_argument("--api-port", type=_port, default=8080, help="REST API port (8080)")
+    p.add_argument("--startup-grace", type=_seconds, default=1.0,
+                   help="seconds after start before any switch is changed (1)")
+    p.add_argument("--hold-down", type=_seconds, default=15.0,
+                   help="seconds a vanished hypervisor keeps its endpoints (15)")
+    p.add_argument("--log-file", help="log here instead of stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def check_ports(host: str, ports: dict[str, int]) -> list[str]:
+    """Bind each port once to say clearly which one is taken, before os-ken hides it."""
+    problems = []
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for what, port in ports.items():
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                hint = " (is another controller running?)" if exc.errno == errno.EADDRINUSE \
+                    else ""
+                problems.append(f"cannot listen for {what} on {host}:{port}: "
+                                f"{exc.strerror}{hint}")
+    return problems
+
+
+def _oslo_args(args: argparse.Namespace) -> list[str]:
+    argv = ["--ofp-listen-host", args.listen, "--ofp-tcp-listen-port", str(args.ofp_port),
+            "--dove-listen", args.listen, "--dove-ovsdb-port", str(args.ovsdb_port),
+            "--dove-api-port", str(args.api_port),
+            "--dove-startup-grace", str(args.startup_grace),
+            "--dove-hold-down", str(args.hold_down)]
+    for path in args.policy:
+        argv += ["--dove-policy", os.path.abspath(path)]
+    return argv
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    handler: logging.Handler = (logging.FileHandler(args.log_file) if args.log_file
+                                else logging.StreamHandler())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # os-ken logs every connection attempt at INFO
+        logging.getLogger("os_ken").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    problems = check_policy(args.policy)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 2
+    busy = check_ports(args.listen, {"OpenFlow": args.ofp_port, "OVSDB": args.ovsdb_port,
+                                     "the REST API": args.api_port})
+    if busy:
+        for line in busy:
+            print(f"dove-controller: {line}", file=sys.stderr)
+        return 1
+    _setup_logging(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # app_manager before anything that imports os_ken.controller: the two import each other.
+    # Importing app_manager also registers os-ken's OpenFlow options (--ofp-*).
+    from os_ken import cfg
+    from os_ken.base import app_manager
+
+    import ryu_dove.app  # noqa: F401  (registers the --dove-* options)
+
+    cfg.CONF(args=_oslo_args(args), project="ryu_dove", prog="dove-controller")
+    manager = app_manager.AppManager.get_instance()
+    manager.load_apps(["ryu_dove.app"])
+    contexts = manager.create_contexts()
+    failure: list[BaseException] = []
+
+    def instantiate() -> None:
+        try:
+            manager.instantiate_apps(**contexts)
+        except BaseException as exc:  # reported by the main thread below
+            failure.append(exc)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: _reload(args.policy, app_manager))
+    # Started from a daemon thread, every os-ken thread is a daemon: the process can exit.
+    starter = threading.Thread(target=instantiate, name="osken-start", daemon=True)
+    starter.start()
+    starter.join()
+    if failure:
+        LOG.error("controller failed to start: %s", failure[0])
+        print(f"dove-controller: failed to start: {failure[0]}", file=sys.stderr)
+        return 1
+    LOG.info("OpenFlow on %s port %d", args.listen, args.ofp_port)
+    while not stop.wait(1.0):
+        pass
+    LOG.info("stopping")
+    manager.close()
+    return 0
+
+
+def _reload(paths: list[str], app_manager: Any) -> None:
+    from ryu_dove.engine import NewPolicy
+    from ryu_dove.yamlmarks import ConfigError
+
+    app = app_manager.lookup_service_brick("DoveController")
+    try:
+        policy = load_policy(paths)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            LOG.error("policy reload refused, keeping the running policy: %s", problem)
+        return
+    if app is not None:
+        app.engine.post(NewPolicy(policy))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

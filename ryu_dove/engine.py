@@ -1,0 +1,367 @@
+"""The controller's core: one thread that owns the policy, the directory and every switch.
+
+OVSDB reports, OpenFlow events and timers arrive as events on one queue (posted from the
+OVSDB manager's and os-ken's threads); the engine applies a batch of them, recomputes the
+desired state of only the hypervisors the batch touched, and hands it to the reconcilers
+(flows) and the OVSDB manager (tunnel ports). Nothing else mutates controller state.
+
+Restart safety: after a (re)start the engine waits before changing any switch until it has
+heard from every hypervisor the switches' own tunnel ports name (or a deadline passes), so
+a restart never deletes flows of hypervisors it simply has not heard from yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from ovsdb_agent import contract
+from ovsdb_agent.reports import HypervisorReport, TunnelSpec
+from ryu_dove import bindings, snapshot
+from ryu_dove.compiler import compile_switch
+from ryu_dove.directory import Directory, Endpoint, Hypervisor
+from ryu_dove.policy import Policy
+from ryu_dove.reconciler import Reconciler
+
+LOG = logging.getLogger(__name__)
+
+TunnelWriter = Callable[[str, Mapping[str, TunnelSpec]], None]
+
+
+@dataclass(frozen=True)
+class Timing:
+    min_grace_s: float = 1.0  # always wait this long after start before changing switches
+    max_grace_s: float = 30.0  # stop waiting for silent hypervisors after this long
+    hold_down_s: float = 15.0  # a hypervisor gone from OVSDB and OpenFlow this long is removed
+    tick_s: float = 0.25
+
+
+# --- events (posted from other threads) --------------------------------------------------
+
+@dataclass(frozen=True)
+class OvsdbReport:
+    report: HypervisorReport
+
+
+@dataclass(frozen=True)
+class OvsdbGone:
+    conn: str
+
+
+@dataclass(frozen=True)
+class SwitchUp:
+    dp: Any
+
+
+@dataclass(frozen=True)
+class SwitchDown:
+    dpid: int
+
+
+@dataclass(frozen=True)
+class SwitchMessage:
+    dpid: int
+    kind: str  # "flow_stats", "bundle", "error", "packet_in"
+    msg: Any
+
+
+@dataclass(frozen=True)
+class NewPolicy:
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    reply: queue.Queue[dict[str, Any]]
+
+
+def tunnel_port_name(remote_ip: str) -> str:
+    """`dv-` + 8 hex digits: the remote IPv4 address, or a hash of an IPv6 one (15-char limit)."""
+    ip = ipaddress.ip_address(remote_ip)
+    if ip.version == 4:
+        return f"dv-{int(ip):08x}"
+    return f"dv-{hashlib.blake2b(ip.packed, digest_size=4).hexdigest()}"
+
+
+class Engine:
+    def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
+                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy
+        self.directory = directory
+        self._write_tunnels = tunnels
+        self.timing = timing
+        self._clock = clock
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.started_at = clock()
+        self.released = False
+        self.reports: dict[str, HypervisorReport] = {}
+        self._conn_hv: dict[str, str] = {}
+        self._gone_since: dict[str, float] = {}
+        self.switches: dict[int, Reconciler] = {}
+        self.refused: dict[str, list[bindings.Refusal]] = {}
+        self.packet_ins = 0
+        self._dirty_flows: set[str] = set()
+        self._dirty_tunnels = False
+
+    # --- threading ------------------------------------------------------------------------
+
+    def post(self, event: Any) -> None:
+        self._queue.put(event)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dove-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.post(None)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def snapshot(self, timeout: float = 5.0) -> dict[str, Any]:
+        reply: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
+        self.post(SnapshotRequest(reply))
+        return reply.get(timeout=timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            try:
+                self.handle_batch(batch)
+            except Exception:  # one bad event must not stop the controller
+                LOG.exception("engine: failed to process %d events", len(batch))
+
+    def _next_batch(self) -> list[Any]:
+        try:
+            batch = [self._queue.get(timeout=self.timing.tick_s)]
+        except queue.Empty:
+            return []
+        while len(batch) < 10000:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return [e for e in batch if e is not None]
+
+    # --- one cycle ------------------------------------------------------------------------
+
+    def handle_batch(self, events: list[Any]) -> None:
+        """Apply events, then recompute what they touched (public for tests)."""
+        for event in events:
+            self._handle(event)
+        self._expire_gone()
+        self._maybe_release()
+        self._recompute()
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, OvsdbReport):
+            self._on_report(event.report)
+        elif isinstance(event, OvsdbGone):
+            self._on_ovsdb_gone(event.conn)
+        elif isinstance(event, SwitchUp):
+            self._on_switch_up(event.dp)
+        elif isinstance(event, SwitchDown):
+            self._on_switch_down(event.dpid)
+        elif isinstance(event, SwitchMessage):
+            self._on_switch_message(event)
+        elif isinstance(event, NewPolicy):
+            self._on_policy(event.policy)
+        elif isinstance(event, SnapshotRequest):
+            event.reply.put(self._snapshot())
+
+    def _on_report(self, report: HypervisorReport) -> None:
+        name = report.name
+        if not name or not report.tep_ip:
+            LOG.warning("OVSDB %s has no %s/%s: run dove-join on that hypervisor", report.conn,
+                        contract.HYPERVISOR, contract.TEP_IP)
+            return
+        self._conn_hv[report.conn] = name
+        self._gone_since.pop(name, None)
+        self.reports[name] = report
+        hv = Hypervisor(name, report.tep_ip, report.dpid, _tunnel_ofports(report))
+        old = self.directory.hypervisor(name)
+        if old is None or old.tep_ip != hv.tep_ip:
+            LOG.info("hypervisor %s joined with TEP %s", name, hv.tep_ip)
+            self._dirty_tunnels = True
+        if old != hv:
+            self.directory.put_hypervisor(hv)
+            self._dirty_flows.add(name)
+        self._resolve(name)
+
+    def _resolve(self, name: str, depth: int = 0) -> None:
+        """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
+        endpoints, refused = bindings.resolve(self.policy, self.directory, name,
+                                              self.reports[name].ports)
+        before = {e.port: e for e in self.directory.endpoints() if e.hypervisor == name}
+        changed = self.directory.replace_endpoints(name, endpoints)
+        self._log_endpoint_changes(name, before, {e.port: e for e in endpoints})
+        self._log_refusals(name, refused)
+        self.refused[name] = refused
+        if not changed:
+            return
+        self._dirty_flows.add(name)
+        for net in changed:
+            self._dirty_flows |= self.directory.hosting(net)
+        if depth < 3:  # a lifted conflict can only cascade a few steps
+            for other, refusals in list(self.refused.items()):
+                if other != name and refusals and other in self.reports:
+                    self._resolve(other, depth + 1)
+
+    def _on_ovsdb_gone(self, conn: str) -> None:
+        name = self._conn_hv.pop(conn, None)
+        if name is not None and name not in self._conn_hv.values():
+            LOG.warning("OVSDB connection of %s lost (%s)", name, conn)
+            self._gone_since[name] = self._clock()
+
+    def _expire_gone(self) -> None:
+        now = self._clock()
+        for name, since in list(self._gone_since.items()):
+            hv = self.directory.hypervisor(name)
+            if hv is not None and hv.dpid in self.switches:
+                continue  # OpenFlow still up: only OVSDB flapped
+            if now - since < self.timing.hold_down_s:
+                continue
+            del self._gone_since[name]
+            LOG.info("hypervisor %s left (no OVSDB or OpenFlow for %.0f s)", name, now - since)
+            self.reports.pop(name, None)
+            self.refused.pop(name, None)
+            for net in self.directory.remove_hypervisor(name):
+                self._dirty_flows |= self.directory.hosting(net)
+            self._dirty_tunnels = True
+
+    def _on_switch_up(self, dp: Any) -> None:
+        name = self._hv_of_dpid(dp.id) or f"dpid {dp.id:016x}"
+        LOG.info("switch %s connected (OpenFlow)", name)
+        rec = Reconciler(name, dp)
+        rec.hold = not self.released
+        self.switches[dp.id] = rec
+        rec.start()
+        if self._hv_of_dpid(dp.id):
+            self._dirty_flows.add(name)
+
+    def _on_switch_down(self, dpid: int) -> None:
+        rec = self.switches.pop(dpid, None)
+        if rec is not None:
+            LOG.warning("switch %s disconnected (OpenFlow); its flows stay installed", rec.name)
+
+    def _on_switch_message(self, ev: SwitchMessage) -> None:
+        if ev.kind == "packet_in":
+            self.packet_ins += 1
+            return
+        rec = self.switches.get(ev.dpid)
+        if rec is None:
+            return
+        if ev.kind == "flow_stats":
+            rec.on_flow_stats(ev.msg)
+        elif ev.kind == "bundle":
+            rec.on_bundle_reply(ev.msg)
+        elif ev.kind == "error" and not rec.on_error(ev.msg):
+            LOG.error("%s: OpenFlow error type=%s code=%s for xid %s", rec.name, ev.msg.type,
+                      ev.msg.code, ev.msg.xid)
+
+    def _on_policy(self, policy: Policy) -> None:
+        if policy == self.policy:
+            LOG.info("policy reloaded: no change")
+            return
+        LOG.info("policy reloaded from %s", ", ".join(policy.sources))
+        self.policy = policy
+        for name in list(self.reports):
+            self._resolve(name)
+        self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
+
+    # --- desired state ------------------------------------------------------------------
+
+    def _maybe_release(self) -> None:
+        if self.released:
+            return
+        waited = self._clock() - self.started_at
+        if waited < self.timing.min_grace_s:
+            return
+        missing = self._expected_hypervisors() - set(self.reports)
+        unread = [r.name for r in self.switches.values() if r.phase.value == "dumping"]
+        if (missing or unread) and waited < self.timing.max_grace_s:
+            return
+        if missing:
+            LOG.warning("starting without hypervisors %s: not heard from in %.0f s",
+                        sorted(missing), waited)
+        LOG.info("controller synchronised after %.1f s: %d hypervisors, %d endpoints",
+                 waited, len(self.reports), len(self.directory.endpoints()))
+        self.released = True
+        self._dirty_tunnels = True
+        self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
+        for rec in self.switches.values():
+            rec.hold = False
+
+    def _expected_hypervisors(self) -> set[str]:
+        """Hypervisors the switches' own tunnel ports name: they existed before a restart."""
+        return {p.ids()[contract.REMOTE] for r in self.reports.values() for p in r.ports
+                if p.ids().get(contract.OWNER) == contract.OWNER_VALUE
+                and contract.REMOTE in p.ids()}
+
+    def _recompute(self) -> None:
+        if not self.released:
+            return
+        if self._dirty_tunnels:
+            self._dirty_tunnels = False
+            for hv in self.directory.hypervisors():
+                self._write_tunnels(hv.name, self.desired_tunnels(hv.name))
+        dirty, self._dirty_flows = self._dirty_flows, set()
+        for name in sorted(dirty):
+            known = self.directory.hypervisor(name)
+            rec = self.switches.get(known.dpid) if known and known.dpid is not None else None
+            if rec is not None:
+                rec.name = name
+                rec.set_desired(compile_switch(self.policy, self.directory, name))
+
+    def desired_tunnels(self, name: str) -> dict[str, TunnelSpec]:
+        return {tunnel_port_name(hv.tep_ip): TunnelSpec(hv.tep_ip, hv.name)
+                for hv in self.directory.hypervisors() if hv.name != name}
+
+    def ovsdb_connected(self, name: str) -> bool:
+        return name in self._conn_hv.values()
+
+    def _hv_of_dpid(self, dpid: int) -> str | None:
+        return next((hv.name for hv in self.directory.hypervisors() if hv.dpid == dpid), None)
+
+    # --- telling the operator -----------------------------------------------------------
+
+    def _log_endpoint_changes(self, hv: str, before: dict[str, Endpoint],
+                              after: dict[str, Endpoint]) -> None:
+        for port in before.keys() - after.keys():
+            e = before[port]
+            LOG.info("endpoint %s %s %s left %s port %s", e.network, e.mac, ",".join(e.ips),
+                     hv, port)
+        for port, e in after.items():
+            if before.get(port) != e:
+                LOG.info("endpoint %s %s %s on %s port %s", e.network, e.mac, ",".join(e.ips),
+                         hv, port)
+
+    def _log_refusals(self, hv: str, refused: list[bindings.Refusal]) -> None:
+        old = {(r.port, r.reason) for r in self.refused.get(hv, [])}
+        for r in refused:
+            if (r.port, r.reason) not in old:
+                LOG.warning("binding refused on %s port %s (iface %s): %s", hv, r.port,
+                            r.iface_id or "-", r.reason)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return snapshot.build(self)
+
+
+def _tunnel_ofports(report: HypervisorReport) -> Mapping[str, int]:
+    ports = {}
+    for p in report.ports:
+        ids = p.ids()
+        if ids.get(contract.OWNER) == contract.OWNER_VALUE and contract.REMOTE in ids \
+                and p.ofport is not None and p.ofport > 0:
+            ports[ids[contract.REMOTE]] = p.ofport
+    return MappingProxyType(dict(sorted(ports.items())))

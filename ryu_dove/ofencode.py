@@ -1,0 +1,67 @@
+"""Flow values to os-ken OpenFlow 1.3 messages: the only place that builds os-ken objects.
+
+os-ken message objects are mutable; they are built here at the edge, sent, and dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ryu_dove.flows import Action, Flow, Move, Output, SetField
+
+ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def flow_add(dp: Any, f: Flow) -> Any:
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    instructions = []
+    if f.actions:
+        instructions.append(parser.OFPInstructionActions(
+            ofp.OFPIT_APPLY_ACTIONS, [_action(parser, a) for a in f.actions]))
+    if f.goto is not None:
+        instructions.append(parser.OFPInstructionGotoTable(f.goto.table))
+    return parser.OFPFlowMod(dp, cookie=f.cookie, table_id=f.stage.table, priority=f.priority,
+                             command=ofp.OFPFC_ADD, match=parser.OFPMatch(**f.match_dict),
+                             instructions=instructions)
+
+
+def flow_delete(dp: Any, cookie: int) -> Any:
+    """Delete the flow with exactly this cookie, in whatever table it is."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    return parser.OFPFlowMod(dp, cookie=cookie, cookie_mask=ALL_COOKIE_BITS,
+                             table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
+                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                             match=parser.OFPMatch())
+
+
+def flow_dump(dp: Any) -> Any:
+    """Ask for every flow of the switch; ours are told apart by cookie afterwards."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    return parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                      0, 0, parser.OFPMatch())
+
+
+def bundle_ctrl(dp: Any, bundle_id: int, kind: str) -> Any:
+    """kind: OPEN, COMMIT or DISCARD; atomic and ordered, as the reconciler relies on both."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+    return parser.ONFBundleCtrlMsg(dp, bundle_id, getattr(ofp, f"ONF_BCT_{kind}_REQUEST"),
+                                   flags, [])
+
+
+def bundle_add(dp: Any, bundle_id: int, msg: Any) -> Any:
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    return parser.ONFBundleAddMsg(dp, bundle_id, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED,
+                                  msg, [])
+
+
+def _action(parser: Any, a: Action) -> Any:
+    if isinstance(a, Output):
+        return parser.OFPActionOutput(a.port)
+    if isinstance(a, SetField):
+        return parser.OFPActionSetField(**{a.field: a.value})
+    if isinstance(a, Move):
+        return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=a.n_bits)
+    raise TypeError(f"unknown action {a!r}")
+
+

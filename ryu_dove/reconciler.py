@@ -1,0 +1,196 @@
+"""One reconciler per switch: make br-int's flows equal the desired set, sending only the diff.
+
+It learns what the switch has by dumping its flows (never by clearing them), diffs by cookie
+(a flow's cookie is a hash of its whole content, see ryu_dove.flows), and sends the deletes
+and adds as one atomic, ordered OpenFlow bundle. Replies arrive as events on the engine
+thread, which owns every reconciler; nothing here blocks.
+
+If the switch reports an error for any message of a bundle, the reconciler forgets what it
+believed was installed and dumps the flows again: the next diff repairs whatever happened.
+A flow the switch refused is not sent again (that would loop); it stays reported as
+rejected until the desired state no longer contains it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ryu_dove import ofencode
+from ryu_dove.flows import Flow, is_ours
+
+LOG = logging.getLogger(__name__)
+XID_BASE = 0x8000_0000  # above os-ken's own xids, so replies are never confused
+
+
+class Phase(Enum):
+    DUMPING = "dumping"  # waiting for the switch's flow table
+    IDLE = "idle"
+    COMMITTING = "committing"  # a bundle is on its way
+
+
+@dataclass
+class ReconcilerStats:
+    bundles: int = 0
+    flow_mods: int = 0
+    resyncs: int = 0
+    errors: int = 0
+    last_commit_s: float = 0.0
+
+
+class Reconciler:
+    def __init__(self, name: str, dp: Any, send: Callable[[Any], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.dp = dp
+        self._send_raw = send or dp.send_msg
+        self._clock = clock
+        self._xids = itertools.count(XID_BASE)
+        self._bundle_ids = itertools.count(1)
+        self.phase = Phase.DUMPING
+        self.desired: dict[int, Flow] | None = None  # None: not computed yet
+        self.installed: set[int] = set()
+        self.foreign = 0
+        self.hold = False  # True while the controller is still learning (startup grace)
+        self.stats = ReconcilerStats()
+        self.rejected: set[int] = set()  # cookies of flows the switch refused
+        self._dump_xid = -1
+        self._dump_parts: list[Any] = []
+        self._bundle: _Bundle | None = None
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._dump()
+
+    def set_desired(self, flows: frozenset[Flow]) -> None:
+        self.desired = {f.cookie: f for f in flows}
+        self.rejected &= set(self.desired)
+        self._push()
+
+    def release(self) -> None:
+        """End of the startup grace: from now on the desired state is complete."""
+        self.hold = False
+        self._push()
+
+    def on_flow_stats(self, msg: Any) -> None:
+        if msg.xid != self._dump_xid:
+            return
+        self._dump_parts.append(msg)
+        if msg.flags & self.dp.ofproto.OFPMPF_REPLY_MORE:
+            return
+        cookies = [s.cookie for part in self._dump_parts for s in part.body]
+        self._dump_parts = []
+        self.installed = {c for c in cookies if is_ours(c)}
+        self.foreign = len(cookies) - len(self.installed)
+        if self.foreign:
+            LOG.warning("%s: %d flows on br-int are not ryu_dove's (left alone)",
+                        self.name, self.foreign)
+        LOG.info("%s: switch has %d ryu_dove flows", self.name, len(self.installed))
+        self.phase = Phase.IDLE
+        self._push()
+
+    def on_bundle_reply(self, msg: Any) -> None:
+        b = self._bundle
+        if b is None or msg.xid != b.commit_xid:
+            return
+        self._bundle = None
+        if b.failed:
+            self._resync("an error was reported for the bundle")
+            return
+        self.installed = (self.installed - b.deletes) | b.adds
+        self.stats.bundles += 1
+        self.stats.last_commit_s = self._clock() - b.sent_at
+        LOG.info("%s: bundle %d committed: +%d -%d flows in %.1f ms", self.name, b.id,
+                 len(b.adds), len(b.deletes), 1000 * self.stats.last_commit_s)
+        self.phase = Phase.IDLE
+        self._push()
+
+    def on_error(self, msg: Any) -> bool:
+        """Handle an OpenFlow error if it answers one of our messages; True if it did."""
+        b = self._bundle
+        if b is None or msg.xid not in b.xids:
+            return False
+        self.stats.errors += 1
+        LOG.error("%s: switch refused a message of bundle %d: type=%s code=%s (%s)",
+                  self.name, b.id, msg.type, msg.code, b.describe(msg.xid))
+        b.failed = True
+        if msg.xid in b.add_cookies:
+            self.rejected.add(b.add_cookies[msg.xid])
+        if msg.xid == b.commit_xid:  # the whole bundle was rolled back
+            self._bundle = None
+            self._resync("the bundle commit failed")
+        return True
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def in_sync(self) -> bool:
+        return (self.phase is Phase.IDLE and self.desired is not None
+                and set(self.desired) == self.installed)
+
+    def _push(self) -> None:
+        if self.phase is not Phase.IDLE or self.desired is None or self.hold:
+            return
+        adds = set(self.desired) - self.installed - self.rejected
+        deletes = self.installed - set(self.desired)
+        if adds or deletes:
+            self._send_bundle(adds, deletes)
+
+    def _send_bundle(self, adds: set[int], deletes: set[int]) -> None:
+        assert self.desired is not None
+        dp = self.dp
+        b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock())
+        self._bundle = b
+        self.phase = Phase.COMMITTING
+        self._send(ofencode.bundle_ctrl(dp, b.id, "OPEN"), b, "open")
+        for cookie in sorted(deletes):  # deletes first: a changed flow is a delete + an add
+            self._send(ofencode.bundle_add(dp, b.id, ofencode.flow_delete(dp, cookie)), b,
+                       f"delete cookie {cookie:#x}")
+        for cookie in sorted(adds):
+            f = self.desired[cookie]
+            xid = self._send(ofencode.bundle_add(dp, b.id, ofencode.flow_add(dp, f)), b,
+                             f.describe())
+            b.add_cookies[xid] = cookie
+        b.commit_xid = self._send(ofencode.bundle_ctrl(dp, b.id, "COMMIT"), b, "commit")
+        self.stats.flow_mods += len(adds) + len(deletes)
+
+    def _send(self, msg: Any, bundle: _Bundle | None = None, what: str = "") -> int:
+        xid = next(self._xids) & 0xFFFF_FFFF
+        msg.xid = xid
+        if bundle is not None:
+            bundle.xids[xid] = what
+        self._send_raw(msg)
+        return xid
+
+    def _dump(self) -> None:
+        self.phase = Phase.DUMPING
+        self._dump_parts = []
+        self._dump_xid = self._send(ofencode.flow_dump(self.dp))
+
+    def _resync(self, why: str) -> None:
+        self.stats.resyncs += 1
+        LOG.warning("%s: %s; reading the switch's flows again", self.name, why)
+        self._dump()
+
+
+@dataclass
+class _Bundle:
+    id: int
+    adds: set[int]
+    deletes: set[int]
+    sent_at: float
+    commit_xid: int = -1
+    failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.xids: dict[int, str] = {}  # every message of the bundle, described for logs
+        self.add_cookies: dict[int, int] = {}  # xid of each add -> the flow's cookie
+
+    def describe(self, xid: int) -> str:
+        return self.xids.get(xid, "?")
