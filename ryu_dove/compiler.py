@@ -81,11 +81,21 @@ def _port_security(ep: Endpoint) -> Iterator[Flow]:
         if ipaddress.ip_address(ip).version == 4:
             yield flow(Stage.IN_PORT_SEC, P_NORMAL, {"in_port": ep.ofport, "eth_type": ETH_ARP,
                                                      "arp_spa": ip, "arp_sha": ep.mac}, goto=nxt)
+            # Duplicate address detection: a probe for its own address must not be answered
+            # (with its own MAC) by the responder; it goes to the network as it is.
+            yield flow(Stage.IN_PORT_SEC, P_SPECIFIC, {
+                "in_port": ep.ofport, "eth_type": ETH_ARP, "arp_spa": "0.0.0.0",
+                "arp_tpa": ip, "arp_sha": ep.mac}, goto=Stage.IN_L2_LOOKUP)
             yield flow(Stage.IN_PORT_SEC, P_NORMAL, {"in_port": ep.ofport, "eth_type": ETH_IPV4,
                                                      "ipv4_src": ip}, goto=nxt)
         else:
             yield flow(Stage.IN_PORT_SEC, P_NORMAL, {"in_port": ep.ofport, "eth_type": ETH_IPV6,
                                                      "ipv6_src": ip}, goto=nxt)
+    if any(ipaddress.ip_address(ip).version == 4 for ip in ep.ips):
+        # A probe for another address is answered if that address is known: a conflict.
+        yield flow(Stage.IN_PORT_SEC, P_NORMAL, {"in_port": ep.ofport, "eth_type": ETH_ARP,
+                                                 "arp_spa": "0.0.0.0", "arp_sha": ep.mac},
+                   goto=nxt)
     if any(ipaddress.ip_address(ip).version == 6 for ip in ep.ips):
         # Link-local addresses and duplicate address detection (from ::) are part of IPv6.
         for src in (IPV6_LINK_LOCAL, IPV6_UNSPECIFIED):
@@ -94,17 +104,26 @@ def _port_security(ep: Endpoint) -> Iterator[Flow]:
 
 
 def _network_flows(net: Network, directory: Directory, hv: Hypervisor) -> Iterator[Flow]:
-    members = directory.endpoints(net.key)
+    # Local endpoints first: if the directory ever holds one MAC or address twice (bindings
+    # refuse that, but a replicated directory may briefly disagree), the first one wins:
+    # the gateway over any VM, a local port over a tunnel, then (hypervisor, port) order.
+    members = sorted(directory.endpoints(net.key),
+                     key=lambda e: (e.hypervisor != hv.name, e.hypervisor, e.port))
     yield flow(Stage.IN_CLASSIFY, P_NORMAL, {"tunnel_id": net.vni},
                [SetField(REG_NETWORK, net.vni), SetField(REG_FROM_TUNNEL, 1)],
                goto=Stage.IN_L2_LOOKUP)
+    answered = {str(net.gateway)}
     if net.gateway.version == 4:
         yield from _arp_reply(net.vni, str(net.gateway), GATEWAY_MAC)
+    macs: set[str] = set()
     for ep in members:
         for ip in ep.ips:
-            if ipaddress.ip_address(ip).version == 4:
+            if ipaddress.ip_address(ip).version == 4 and ip not in answered:
+                answered.add(ip)
                 yield from _arp_reply(net.vni, ip, ep.mac)
-        yield from _unicast(net, ep, hv)
+        if ep.mac not in macs:
+            macs.add(ep.mac)
+            yield from _unicast(net, ep, hv)
     yield from _flood(net, members, hv)
 
 

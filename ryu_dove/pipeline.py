@@ -30,9 +30,9 @@ class Stage(Enum):
         frozenset({"in_port", "eth_src", "tunnel_id"}), ("IN_PORT_SEC", "IN_L2_LOOKUP"))
     IN_PORT_SEC = StageSpec(
         10, "source IP of a VM must be one of its bound addresses (ARP and IPv4/IPv6)",
-        frozenset({"in_port", "eth_type", "arp_spa", "arp_sha", "ipv4_src", "ipv6_src",
-                   "ip_proto", "icmpv6_type"}),
-        ("IN_ARP_RESPONDER",))
+        frozenset({"in_port", "eth_type", "arp_spa", "arp_sha", "arp_tpa", "ipv4_src",
+                   "ipv6_src", "ip_proto", "icmpv6_type"}),
+        ("IN_ARP_RESPONDER", "IN_L2_LOOKUP"))
     IN_ARP_RESPONDER = StageSpec(
         20, "ARP requests for known endpoints and the gateway answered inside OVS",
         frozenset({REG_NETWORK, "eth_type", "arp_op", "arp_tpa", "arp_spa"}), ("IN_L2_LOOKUP",))

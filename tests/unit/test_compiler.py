@@ -29,10 +29,8 @@ from ryu_dove.policy import Policy, load_policy
 from tests.fakeoftable import (
     ARP_REPLY,
     BROADCAST_MAC,
-    AmbiguousMatch,
     Delivery,
     FakeSwitch,
-    InvalidFlow,
     Packet,
     arp_request,
     ipv4,
@@ -188,6 +186,19 @@ def test_gratuitous_arp_is_flooded_not_answered(fabric: Fabric) -> None:
     assert all(d.packet == announce for d in out)
 
 
+def test_duplicate_address_probe_for_own_address_is_flooded_not_answered(
+        fabric: Fabric) -> None:
+    probe = arp_request(WEB1.mac, "0.0.0.0", WEB1.ips[0])
+    out = fabric.send(WEB1, probe)
+    assert ports(out) == {WEB2.ofport, tunnel("hv2"), tunnel("hv4")}
+    assert all(d.packet == probe for d in out)
+
+
+def test_duplicate_address_probe_for_a_taken_address_is_answered(fabric: Fabric) -> None:
+    (reply,) = fabric.send(WEB1, arp_request(WEB1.mac, "0.0.0.0", WEB2.ips[0]))
+    assert reply.port == WEB1.ofport and reply.packet["arp_sha"] == WEB2.mac
+
+
 # --- broadcast scope -----------------------------------------------------------------------
 
 def test_broadcast_from_vm_reaches_its_network_and_each_hosting_hypervisor_once(
@@ -341,32 +352,20 @@ def test_ipv6_vm_may_use_its_address_link_local_and_unspecified() -> None:
 MOVING_WEB3 = dataclasses.replace(WEB3, hypervisor="hv1", port="tap-web3-new", ofport=9)
 
 
-@pytest.mark.xfail(strict=True, raises=AmbiguousMatch,
-                   reason="compiler bug: a MAC bound on this and another hypervisor (a VM "
-                          "mid-move) gives equal-priority in_l2_lookup flows: port and tunnel")
 def test_vm_mid_move_seen_locally_has_a_defined_fate() -> None:
     switch = FakeSwitch(compile_switch(POLICY, build_directory([*ALL, MOVING_WEB3]), "hv1"))
     assert switch.outputs(to(WEB1, WEB3), in_port=WEB1.ofport) == {MOVING_WEB3.ofport}
 
 
-@pytest.mark.xfail(strict=True, raises=InvalidFlow,
-                   reason="compiler bug: a MAC bound on two other hypervisors (a VM mid-move) "
-                          "gives two in_l2_lookup flows with one match and different tunnels")
 def test_vm_mid_move_seen_remotely_compiles_to_one_flow_per_match() -> None:
     FakeSwitch(compile_switch(POLICY, build_directory([*ALL, MOVING_WEB3]), "hv4"))
 
 
-@pytest.mark.xfail(strict=True, raises=InvalidFlow,
-                   reason="compiler bug: two endpoints of a network with one IP give two "
-                          "in_arp_responder flows with one match and different answers")
 def test_duplicate_ip_in_a_network_compiles_to_one_arp_answer() -> None:
     twin = vm("twin", "acme/web", "hv4", 2, WEB1.ips[0], "02:ac:00:00:00:99")
     FakeSwitch(compile_switch(POLICY, build_directory([*ALL, twin]), "hv1"))
 
 
-@pytest.mark.xfail(strict=True, raises=InvalidFlow,
-                   reason="compiler bug: an endpoint bound with its network's gateway address "
-                          "gives two in_arp_responder flows with one match (gateway and VM MAC)")
 def test_endpoint_with_the_gateway_address_does_not_hijack_the_gateway() -> None:
     squatter = vm("squat", "acme/web", "hv4", 2, "198.51.100.1", "02:ac:00:00:00:98")
     switch = FakeSwitch(compile_switch(POLICY, build_directory([*ALL, squatter]), "hv1"))
