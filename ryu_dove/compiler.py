@@ -8,7 +8,7 @@ Stages and registers: ryu_dove.pipeline and docs/pipeline.md.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
 from ryu_dove.flows import (
@@ -154,7 +154,7 @@ def _unicast(net: Network, ep: Endpoint, hv: Hypervisor) -> Iterator[Flow]:
                [SetField("tunnel_id", net.vni), Output(tunnel)])
 
 
-def _flood(net: Network, members: tuple[Endpoint, ...], hv: Hypervisor) -> Iterator[Flow]:
+def _flood(net: Network, members: Sequence[Endpoint], hv: Hypervisor) -> Iterator[Flow]:
     """Broadcast and multicast: local ports, plus each hypervisor hosting the network once."""
     local: list[Action] = [Output(e.ofport) for e in members if e.hypervisor == hv.name]
     remotes = sorted({e.hypervisor for e in members if e.hypervisor != hv.name})

@@ -8,7 +8,7 @@ import subprocess
 from ovsdb_agent import contract
 from ovsdb_agent.vswitch import VSwitch
 from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.probe import Fate
+from ryu_dove.lab.probe import Fate, ping
 from tests.integration.helpers import (
     api_get,
     fate,
@@ -80,6 +80,7 @@ def test_runtime_plug_unplug_and_hypervisor_join(make_lab, write_topology):
     """), controller=True)
     wait_in_sync(lab)
     reaches_within(lab, "a1", "a2")
+    a2 = lab.state().vms["a2"]
     lab.add_hypervisor("hv3")
     lab.add_vm("a3", "hv3", "acme/web", "198.51.100.12")
     reaches_within(lab, "a3", "a1")
@@ -94,9 +95,10 @@ def test_runtime_plug_unplug_and_hypervisor_join(make_lab, write_topology):
     lab.del_vm("a2")
     wait_for(lambda: not any(e["iface_id"] == "a2" for e in api_get(lab, "endpoints")), 10,
              "a2 to leave the directory")
+    assert not ping(lab.state().vms["a1"], a2.ip, timeout=1.0)  # unplugged: unreachable
     wait_in_sync(lab)
     assert fate(lab, "a1", "a3") is Fate.REACHES
-    lab.add_vm("a4", "hv2", "acme/web", "198.51.100.11")  # a2's address, a new VM
+    lab.add_vm("a4", "hv2", "acme/web", "198.51.100.14")
     reaches_within(lab, "a1", "a4")
 
 
