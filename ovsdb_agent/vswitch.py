@@ -77,10 +77,3 @@ class VSwitch:
                 "Interface", columns=["name", "type", "ofport", "external_ids", "options"]
             ).execute(check_error=True)
         )
-
-    def bridge_controller_connected(self, bridge: str = contract.INTEGRATION_BRIDGE) -> bool:
-        """True when every controller of the bridge reports an established connection."""
-        rows = self.api.db_find_rows("Bridge", ("name", "=", bridge)).execute(check_error=True)
-        if not rows or not rows[0].controller:
-            return False
-        return all(bool(c.is_connected) for c in rows[0].controller)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import json
 import logging
 import os
 import shutil
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +41,7 @@ REQUIRED_TOOLS = {"ovs-vswitchd": "openvswitch-switch", "ovsdb-server": "openvsw
 
 
 API_PORT = 8080  # the controller's REST API, on the lab's management address
+OFP_PORT = 6653
 
 
 class LabError(RuntimeError):
@@ -69,6 +73,23 @@ class Lab:
         self.name = check_lab_name(name)
         self.names = LabNames(self.name)
         self.dir = lab_dir(self.name)
+        # One OVSDB connection per hypervisor, kept while this object lives: opening one
+        # costs ~0.1 s (python-ovs parses the schema and the database in pure Python).
+        self._vswitches: dict[str, VSwitch] = {}
+
+    def vswitch(self, hv: HypervisorState) -> VSwitch:
+        if hv.name not in self._vswitches:
+            self._vswitches[hv.name] = VSwitch(self.ovs(hv).db)
+        return self._vswitches[hv.name]
+
+    def _forget_vswitch(self, name: str) -> None:
+        vswitch = self._vswitches.pop(name, None)
+        if vswitch is not None:
+            vswitch.close()
+
+    def close(self) -> None:
+        for name in list(self._vswitches):
+            self._forget_vswitch(name)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -88,7 +109,8 @@ class Lab:
             with self._state_lock():
                 self._build(state, topology, policy)
             if controller:
-                self.controller_start(connect_timeout)
+                self._wait_connected(list(state.hypervisors.values()), connect_timeout,
+                                     controller_proc.running_pid(state))
         except BaseException as exc:
             self.down()
             if isinstance(exc, LabError | shell.CommandFailed | OSError | RuntimeError):
@@ -101,6 +123,9 @@ class Lab:
         addr = Addressing(state.slot)
         nodes.create_underlay(self.names)
         nodes.create_mgmt_bridge(self.names, addr)
+        if state.controller:  # listening before the hypervisors join: no connect backoff
+            pid = self._start_controller(state)
+            self._wait_listening(addr.controller_ip, OFP_PORT, pid, timeout=30.0)
         for hv in topology.hypervisors:
             self._add_hypervisor(state, hv)
         self._wire_tunnels(state)
@@ -110,6 +135,7 @@ class Lab:
     def down(self) -> list[str]:
         """Remove everything this lab created, whatever state it is in. Idempotent."""
         removed: list[str] = []
+        self.close()
         state = LabState.load(self.name)
         if state is not None:
             if controller_proc.stop(state):
@@ -200,6 +226,7 @@ class Lab:
             gone = [vm.name for vm in state.vms.values() if vm.hypervisor == name]
             for vm_name in gone:
                 nodes.delete_vm(state.vms.pop(vm_name), None)
+            self._forget_vswitch(name)
             nodes.delete_hypervisor(self.names, hv)
             del state.hypervisors[name]
             state.save()
@@ -255,7 +282,7 @@ class Lab:
                      port=nodes.vif_port(spec.name))
         state.vms[vm.name] = vm
         state.save()
-        nodes.create_vm(vm, self.ovs(hv), nodes.vif_ids(vm))
+        nodes.create_vm(vm, hv.netns, self.vswitch(hv), nodes.vif_ids(vm))
         return vm
 
     def del_vm(self, name: str) -> None:
@@ -264,7 +291,7 @@ class Lab:
             vm = state.vms.get(name)
             if vm is None:
                 raise LabError(f"no VM {name!r} in lab {self.name!r}")
-            nodes.delete_vm(vm, self.ovs(state.hypervisors[vm.hypervisor]))
+            nodes.delete_vm(vm, self.vswitch(state.hypervisors[vm.hypervisor]))
             del state.vms[name]
             state.save()
 
@@ -278,28 +305,57 @@ class Lab:
             state = self.state()
             if not state.controller:
                 raise LabError(f"lab {self.name!r} runs the --no-controller baseline")
-            try:
-                pid = controller_proc.start(state)
-            except controller_proc.ControllerError as exc:
-                raise LabError(str(exc)) from exc
-            state.save()
+            pid = self._start_controller(state)
         self._wait_connected(list(state.hypervisors.values()), timeout, pid)
+        return pid
+
+    def _start_controller(self, state: LabState) -> int:
+        try:
+            pid = controller_proc.start(state)
+        except controller_proc.ControllerError as exc:
+            raise LabError(str(exc)) from exc
+        state.save()
         return pid
 
     def controller_stop(self, kill: bool = False) -> bool:
         with self._state_lock():
             return controller_proc.stop(self.state(), kill=kill)
 
+    def _controller_hypervisors(self) -> dict[str, dict[str, Any]]:
+        url = f"http://{Addressing(self.state().slot).controller_ip}:{API_PORT}/v1/hypervisors"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return {h["name"]: h for h in json.load(resp)}
+        except (OSError, ValueError):
+            return {}  # not answering yet
+
+    def _wait_listening(self, host: str, port: int, pid: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex((host, port)) == 0:
+                    return
+            if not alive(pid):
+                raise LabError(f"the controller exited. {self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise LabError(f"the controller did not listen on {host}:{port} within "
+                               f"{timeout:.0f} s. {self._log_tail()}")
+            time.sleep(0.05)
+
     def _wait_connected(self, hvs: list[HypervisorState], timeout: float,
                         pid: int | None = None) -> None:
-        """Wait until every listed hypervisor's br-int has its controller connection up."""
+        """Wait until the controller has every listed hypervisor on OVSDB and OpenFlow.
+
+        Asked of the controller itself (its API): OVS refreshes the is_connected column of
+        its Controller rows only every few seconds.
+        """
         deadline = time.monotonic() + timeout
-        waiting = {hv.name: hv for hv in hvs}
+        waiting = {hv.name for hv in hvs}
         while waiting:
-            for name, hv in list(waiting.items()):
-                with VSwitch(self.ovs(hv).db) as vswitch:
-                    if vswitch.bridge_controller_connected():
-                        del waiting[name]
+            seen = self._controller_hypervisors()
+            waiting = {n for n in waiting
+                       if not (seen.get(n, {}).get("openflow") and seen.get(n, {}).get("ovsdb"))}
             if not waiting:
                 return
             if pid is not None and not alive(pid):

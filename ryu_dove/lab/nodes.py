@@ -107,16 +107,16 @@ def delete_hypervisor(names: LabNames, hv: HypervisorState) -> None:
     shell.run(["ip", "link", "del", names.mgmt_veth(hv.index)], check=False)
 
 
-def create_vm(vm: VmState, ovs: OvsInstance, external_ids: dict[str, str]) -> None:
+def create_vm(vm: VmState, hv_netns: str, vswitch: VSwitch,
+              external_ids: dict[str, str]) -> None:
     """A VM namespace wired by veth to br-int, plugged the way VIF plugging would do it."""
     netns_add(vm.netns)
-    hv_ns = ovs.netns
+    hv_ns = hv_netns
     shell.run(["ip", "-n", hv_ns, "link", "add", vm.port, "type", "veth",
                "peer", "name", "eth0", "netns", vm.netns])
     shell.run(["ip", "-n", hv_ns, "link", "set", vm.port, "mtu", str(VM_MTU), "up"])
     _configure_vm_interface(vm)
-    with VSwitch(ovs.db) as vswitch:
-        vswitch.plug_vif(contract.INTEGRATION_BRIDGE, vm.port, external_ids)
+    vswitch.plug_vif(contract.INTEGRATION_BRIDGE, vm.port, external_ids)
 
 
 def vif_ids(vm: VmState) -> dict[str, str]:
@@ -142,10 +142,10 @@ def _configure_vm_interface(vm: VmState) -> None:
     shell.run(["ethtool", "-K", "eth0", "tx", "off"], netns=ns)
 
 
-def delete_vm(vm: VmState, ovs: OvsInstance | None) -> None:
-    if ovs is not None and ovs.db_sock.exists():
-        with VSwitch(ovs.db) as vswitch:
-            vswitch.unplug(vm.port)
+def delete_vm(vm: VmState, vswitch: VSwitch | None) -> None:
+    """Unplug (when the hypervisor still runs) and remove a VM."""
+    if vswitch is not None:
+        vswitch.unplug(vm.port)
     delete_netns(vm.netns)
 
 

@@ -30,7 +30,8 @@ def capture_underlay(lab: Lab) -> Iterator[Callable[[], list[Tunnelled]]]:
     with tempfile.TemporaryDirectory() as tmp:
         pcap = Path(tmp) / "underlay.pcap"
         proc = subprocess.Popen(["ip", "netns", "exec", lab.names.underlay_netns, "tcpdump",
-                                 "-i", UNDERLAY_BRIDGE, "-U", "-n", "-w", str(pcap), "udp"],
+                                 "-i", UNDERLAY_BRIDGE, "-U", "--immediate-mode", "-n", "-w", str(pcap),
+                                 "udp"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_listening(proc)
