@@ -13,9 +13,6 @@ for arg in "$@"; do
     *) echo "demo: unknown option $arg (--no-controller, --down)" >&2; exit 2 ;;
   esac
 done
-if [ ${#mode[@]} -eq 0 ] && [ ! -x .venv/bin/dove-controller ]; then
-  echo "demo: no dove-controller yet: showing the plain-OVS baseline"; mode=(--no-controller)
-fi
 lab=.venv/bin/dove-lab
 $lab down >/dev/null
 $lab up --topology labs/demo.yaml --policy policies/example.yaml "${mode[@]}"
