@@ -125,6 +125,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
         was = lab.controller_stop(kill=args.action == "kill")
         if args.action != "restart":
             print(f"controller {'stopped' if was else 'was not running'}")
+    if args.action == "reload":
+        lab.controller_reload()
+        print("controller asked to reload its policy (SIGHUP); its log says how it went")
     if args.action in ("start", "restart"):
         pid = lab.controller_start(timeout=args.timeout)
         print(f"controller running (pid {pid}); every hypervisor connected")
@@ -175,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
     add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")
     add("del-hypervisor", cmd_del_hv, "remove a hypervisor and its VMs").add_argument("hypervisor")
-    ctl = add("controller", cmd_controller, "start, stop, kill (SIGKILL) or restart the controller")
-    ctl.add_argument("action", choices=["start", "stop", "kill", "restart"])
+    ctl = add("controller", cmd_controller,
+              "start, stop, kill (SIGKILL), restart the controller, or reload its policy")
+    ctl.add_argument("action", choices=["start", "stop", "kill", "restart", "reload"])
     ctl.add_argument("--timeout", type=_positive, default=30.0)
     return p
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import time
 import urllib.request
@@ -316,6 +317,13 @@ class Lab:
             raise LabError(str(exc)) from exc
         state.save()
         return pid
+
+    def controller_reload(self) -> None:
+        """SIGHUP: the controller re-reads its policy (and keeps the old one if it is bad)."""
+        pid = controller_proc.running_pid(self.state())
+        if pid is None:
+            raise LabError(f"the controller of lab {self.name!r} is not running")
+        os.kill(pid, signal.SIGHUP)
 
     def controller_stop(self, kill: bool = False) -> bool:
         with self._state_lock():

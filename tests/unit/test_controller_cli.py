@@ -1,0 +1,53 @@
+"""dove-controller refuses bad input before starting anything, and says why."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "policies" / "example.yaml")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ryu_dove.cli.controller", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_bad_policy_is_reported_with_positions_and_nothing_starts():
+    bad = str(REPO / "policies" / "invalid" / "many_errors.yaml")
+    result = run("--policy", bad, "--listen", "127.0.0.1")
+    assert result.returncode == 2
+    assert f"{bad}:15:7: network 'acme/web' is missing required key 'vni'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_named():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = run("--policy", EXAMPLE, "--listen", "127.0.0.1", "--api-port", str(port))
+    assert result.returncode == 1
+    assert f"cannot listen for the REST API on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_arguments_are_usage_errors():
+    result = run("--policy", EXAMPLE, "--listen", "not-an-address")
+    assert result.returncode == 2 and "not an IP address: 'not-an-address'" in result.stderr
+    result = run("--policy", EXAMPLE, "--ofp-port", "70000")
+    assert result.returncode == 2 and "not a TCP port" in result.stderr
+
+
+def test_the_app_loads_the_way_the_framework_manager_loads_it():
+    """osken-manager (os-ken <= 3.1) does load_apps + create_contexts; 4.x has no manager."""
+    code = ("import ryu_dove; from os_ken.base import app_manager; "
+            "m = app_manager.AppManager.get_instance(); m.load_apps(['ryu_dove.app']); "
+            "m.create_contexts(); print(sorted(m.applications_cls))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "ryu_dove.app" in out.stdout
