@@ -13,8 +13,6 @@ from typing import Any
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
 
-from ovsdb_agent import contract
-
 LOG = logging.getLogger(__name__)
 
 

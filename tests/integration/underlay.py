@@ -29,9 +29,10 @@ def capture_underlay(lab: Lab) -> Iterator[Callable[[], list[Tunnelled]]]:
     """Run tcpdump on the underlay bridge for the block; yields a reader of what it saw."""
     with tempfile.TemporaryDirectory() as tmp:
         pcap = Path(tmp) / "underlay.pcap"
+        # --immediate-mode: without it packets wait in the kernel's buffer and miss the file
         proc = subprocess.Popen(["ip", "netns", "exec", lab.names.underlay_netns, "tcpdump",
-                                 "-i", UNDERLAY_BRIDGE, "-U", "--immediate-mode", "-n", "-w", str(pcap),
-                                 "udp"],
+                                 "-i", UNDERLAY_BRIDGE, "-U", "--immediate-mode", "-n",
+                                 "-w", str(pcap), "udp"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_listening(proc)
