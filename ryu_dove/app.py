@@ -98,7 +98,7 @@ class DoveController(app_manager.OSKenApp):
         if ev.state == MAIN_DISPATCHER:
             self.engine.post(SwitchUp(dp))
         elif ev.state == DEAD_DISPATCHER and dp.id is not None:
-            self.engine.post(SwitchDown(dp.id))
+            self.engine.post(SwitchDown(dp))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:

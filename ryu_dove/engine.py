@@ -63,7 +63,7 @@ class SwitchUp:
 
 @dataclass(frozen=True)
 class SwitchDown:
-    dpid: int
+    dp: Any  # the connection that ended: a reconnected switch has a new one already
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class Engine:
         elif isinstance(event, SwitchUp):
             self._on_switch_up(event.dp)
         elif isinstance(event, SwitchDown):
-            self._on_switch_down(event.dpid)
+            self._on_switch_down(event.dp)
         elif isinstance(event, SwitchMessage):
             self._on_switch_message(event)
         elif isinstance(event, NewPolicy):
@@ -249,10 +249,12 @@ class Engine:
         if self._hv_of_dpid(dp.id):
             self._dirty_flows.add(name)
 
-    def _on_switch_down(self, dpid: int) -> None:
-        rec = self.switches.pop(dpid, None)
-        if rec is not None:
-            LOG.warning("switch %s disconnected (OpenFlow); its flows stay installed", rec.name)
+    def _on_switch_down(self, dp: Any) -> None:
+        rec = self.switches.get(dp.id)
+        if rec is None or rec.dp is not dp:
+            return  # an old connection of a switch that has reconnected since
+        del self.switches[dp.id]
+        LOG.warning("switch %s disconnected (OpenFlow); its flows stay installed", rec.name)
 
     def _on_switch_message(self, ev: SwitchMessage) -> None:
         if ev.kind == "packet_in":

@@ -1,14 +1,22 @@
-"""os-ken's hub made safe for ryu_dove (the hub type itself is chosen in ryu_dove/__init__).
+"""os-ken's native-thread hub made safe for ryu_dove (the hub type is chosen in ryu_dove/__init__).
 
-os-ken 4.x runs its hub on native threads. Its native hub defines TaskExit = Exception, so
-any exception in an event handler silently ends that app's event loop (and a failed listen
-is silent too). Narrowing TaskExit to a class nothing raises makes such errors logged and
-survivable. The app imports this module; exceptions are matched at run time, so the order
-of imports does not matter.
+Two os-ken 4.x behaviours on native threads are corrected here, at import of ryu_dove.app:
+
+1. The native hub defines TaskExit = Exception, so any exception in an event handler silently
+   ends that app's event loop (and a failed listen is silent too). Narrowing TaskExit to a
+   class nothing raises makes such errors logged and survivable.
+2. When a switch disconnects, Datapath.serve() "kills" its send thread, which native threads
+   cannot do, and then waits for it forever: the DEAD_DISPATCHER state change is never sent,
+   so apps never learn the switch is gone. After the receive loop ends we announce the state
+   change ourselves and wake the send thread so that it exits.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from os_ken.controller import controller
+from os_ken.controller.handler import DEAD_DISPATCHER
 from os_ken.lib import hub
 
 
@@ -17,3 +25,16 @@ class _TaskExit(BaseException):
 
 
 hub.TaskExit = _TaskExit
+
+_recv_loop = controller.Datapath._recv_loop
+
+
+def _recv_loop_then_end(self: Any) -> None:
+    try:
+        _recv_loop(self)
+    finally:
+        self.set_state(DEAD_DISPATCHER)  # tells the apps; close() later is then a no-op
+        self.send(b"", close_socket=True)  # the send loop exits on this entry
+
+
+controller.Datapath._recv_loop = _recv_loop_then_end

@@ -40,7 +40,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology, policy)
     lab = Lab(args.name)
     lab.up(topology, args.policy, policy, controller=not args.no_controller,
-           connect_timeout=args.timeout)
+           connect_timeout=args.timeout, controller_args=args.controller_arg)
     status = lab.status()
     print(f"lab {args.name} is up ({status['mode']}): {len(status['hypervisors'])} hypervisors, "
           f"{len(status['vms'])} VMs; state in {status['dir']}")
@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="baseline: plain OVS bridging over a tunnel mesh, no isolation")
     up.add_argument("--timeout", type=_positive, default=30.0,
                     help="seconds to wait for every hypervisor to connect (default 30)")
+    up.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
+                    help="extra dove-controller option, e.g. --controller-arg=--hold-down=2 "
+                         "(repeatable)")
     add("down", cmd_down, "remove everything the lab created")
     add("status", cmd_status, "the lab as JSON")
     ping = add("ping", cmd_ping, "exit 0 iff VM SRC gets replies from DST (VM name or IP)")

@@ -28,7 +28,7 @@ def controller_command(state: LabState) -> list[str]:
     cmd = [found, "--listen", Addressing(state.slot).controller_ip]
     for path in state.policy:
         cmd += ["--policy", path]
-    return cmd
+    return cmd + state.controller_args
 
 
 def running_pid(state: LabState) -> int | None:

@@ -95,7 +95,8 @@ class Lab:
     # --- life cycle -------------------------------------------------------------------------
 
     def up(self, topology: Topology, policy_paths: list[str], policy: Policy,
-           controller: bool = True, connect_timeout: float = 30.0) -> LabState:
+           controller: bool = True, connect_timeout: float = 30.0,
+           controller_args: list[str] | None = None) -> LabState:
         """Build the whole lab; on any failure (or Ctrl-C) remove what was built and raise."""
         preflight()
         with _locked(LAB_ROOT / ".lock"):
@@ -104,7 +105,7 @@ class Lab:
                                f"(dove-lab down --name {self.name} removes it)")
             state = LabState(name=self.name, slot=self._free_slot(),
                              policy=[str(Path(p).resolve()) for p in policy_paths],
-                             controller=controller)
+                             controller=controller, controller_args=list(controller_args or []))
             state.save()  # from here on `down` can find everything by name
         try:
             with self._state_lock():

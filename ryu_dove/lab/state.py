@@ -47,6 +47,7 @@ class LabState:
     policy: list[str] = field(default_factory=list)
     controller: bool = True  # False: --no-controller baseline (standalone OVS, full mesh)
     controller_cmd: list[str] = field(default_factory=list)
+    controller_args: list[str] = field(default_factory=list)  # extra dove-controller options
     hypervisors: dict[str, HypervisorState] = field(default_factory=dict)
     vms: dict[str, VmState] = field(default_factory=dict)
 

@@ -122,3 +122,29 @@ def test_arp_for_known_endpoints_stays_on_the_hypervisor(make_lab, write_topolog
     inner = [p.inner_ethertype for p in packets()]
     assert 0x0800 in inner, "the capture should see the tunnelled pings"
     assert 0x0806 not in inner, "ARP crossed the underlay"
+
+
+def test_hypervisor_leaving_loses_its_tunnels_and_endpoints(make_lab, write_topology):
+    lab = make_lab(write_topology("""
+        hypervisors: [hv1, hv2, hv3]
+        vms:
+          - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
+          - {name: a3, hypervisor: hv3, network: acme/web, ip: 198.51.100.12}
+    """), controller=True, controller_args=["--hold-down=1"])
+    wait_in_sync(lab)
+    reaches_within(lab, "a1", "a3")
+    lab.del_hypervisor("hv3")
+
+    def hv3_forgotten() -> bool:
+        tunnels = api_get(lab, "tunnels")
+        return (not any(t["remote"] == "hv3" or t["hypervisor"] == "hv3" for t in tunnels)
+                and not any(e["hypervisor"] == "hv3" for e in api_get(lab, "endpoints")))
+
+    wait_for(hv3_forgotten, 15, "hv3's tunnels and endpoints to be removed")
+    state = lab.state()
+    for hv in state.hypervisors.values():
+        with VSwitch(lab.ovs(hv).db) as vswitch:
+            remotes = {i["external_ids"].get(contract.REMOTE) for i in vswitch.interfaces()
+                       if i["external_ids"].get(contract.OWNER) == contract.OWNER_VALUE}
+        assert remotes == set(state.hypervisors) - {hv.name}, hv.name
+    wait_in_sync(lab)

@@ -1,0 +1,175 @@
+"""The engine with fake switches and a fake clock: restart safety, hold-down, reconnects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ovsdb_agent import contract
+from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
+from ryu_dove.directory import MemoryDirectory
+from ryu_dove.engine import (
+    Engine,
+    OvsdbGone,
+    OvsdbReport,
+    SwitchDown,
+    SwitchMessage,
+    SwitchUp,
+    Timing,
+    tunnel_port_name,
+)
+from ryu_dove.policy import load_policy
+from tests.fakeswitch import FakeSwitch
+
+POLICY = load_policy([str(Path(__file__).resolve().parents[2] / "policies" / "example.yaml")])
+TEPS = {"hv1": "192.0.2.1", "hv2": "192.0.2.2"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def vm_port(name: str, ofport: int, mac: str, ip: str, net: str = "acme/web") -> PortInfo:
+    ids = {contract.IFACE_ID: name, contract.ATTACHED_MAC: mac, contract.NETWORK: net,
+           contract.IPS: ip}
+    return PortInfo(f"vif-{name}", ofport, "", tuple(sorted(ids.items())), (), None)
+
+
+def tunnel_port(remote: str, ofport: int) -> PortInfo:
+    ids = {contract.OWNER: contract.OWNER_VALUE, contract.REMOTE: remote}
+    return PortInfo(tunnel_port_name(TEPS[remote]), ofport, "vxlan", tuple(sorted(ids.items())),
+                    (("remote_ip", TEPS[remote]),), None)
+
+
+def report(hv: str, *ports: PortInfo, conn: str | None = None) -> OvsdbReport:
+    dpid = int(hv[2:])
+    return OvsdbReport(HypervisorReport(conn or f"tcp:{hv}", hv, TEPS[hv], "netdev", dpid,
+                                        tuple(sorted(ports, key=lambda p: p.name))))
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.tunnels: dict[str, Mapping[str, TunnelSpec]] = {}
+        self.engine = Engine(POLICY, MemoryDirectory(), self._write_tunnels,
+                             Timing(min_grace_s=1.0, max_grace_s=30.0, hold_down_s=15.0),
+                             clock=self.clock)
+        self.switches: dict[int, FakeSwitch] = {}
+
+    def _write_tunnels(self, hv: str, desired: Mapping[str, TunnelSpec]) -> None:
+        self.tunnels[hv] = dict(desired)
+
+    def switch_up(self, dpid: int, sw: FakeSwitch | None = None) -> FakeSwitch:
+        sw = sw or FakeSwitch(dpid=dpid)
+        self.switches[dpid] = sw
+        self.run(SwitchUp(sw.dp))
+        return sw
+
+    def run(self, *events: object) -> None:
+        """Deliver events, then every reply the switches have, until all is quiet."""
+        self.engine.handle_batch(list(events))
+        while any(sw.replies for sw in self.switches.values()):
+            batch = [SwitchMessage(dpid, kind, msg) for dpid, sw in self.switches.items()
+                     for kind, msg in sw.take_replies()]
+            self.engine.handle_batch(batch)
+
+    def later(self, seconds: float) -> None:
+        self.clock.now += seconds
+        self.run()
+
+
+A1 = vm_port("a1", 1, "02:00:00:00:00:01", "198.51.100.10")
+A2 = vm_port("a2", 1, "02:00:00:00:00:02", "198.51.100.11")
+
+
+def converged() -> Harness:
+    h = Harness()
+    h.run(report("hv1", A1), report("hv2", A2))
+    h.switch_up(1)
+    h.switch_up(2)
+    h.later(1.0)
+    h.run(report("hv1", A1, tunnel_port("hv2", 9)), report("hv2", A2, tunnel_port("hv1", 9)))
+    return h
+
+
+def test_switches_get_their_flows_and_tunnels_after_the_grace():
+    h = Harness()
+    h.run(report("hv1", A1), report("hv2", A2))
+    sw1, sw2 = h.switch_up(1), h.switch_up(2)
+    assert sw1.table == {} and h.tunnels == {}  # nothing before the startup grace
+    h.later(1.0)
+    assert h.tunnels == {"hv1": {"dv-c0000202": TunnelSpec("192.0.2.2", "hv2")},
+                         "hv2": {"dv-c0000201": TunnelSpec("192.0.2.1", "hv1")}}
+    assert sw1.table and sw2.table
+    assert all(rec.in_sync for rec in h.engine.switches.values())
+
+
+def test_restart_waits_for_hypervisors_the_switches_name_and_then_changes_nothing():
+    before = converged()
+    old1, old2 = before.switches[1], before.switches[2]
+    h = Harness()  # the controller restarted; the switches kept their flows
+    h.switch_up(1, FakeSwitch(dpid=1, table=dict(old1.table)))
+    h.run(report("hv1", A1, tunnel_port("hv2", 9)))
+    h.later(5.0)  # hv1's tunnel port names hv2, which has not reported yet: wait
+    assert not h.engine.released
+    h.switch_up(2, FakeSwitch(dpid=2, table=dict(old2.table)))
+    h.run(report("hv2", A2, tunnel_port("hv1", 9)))
+    assert h.engine.released
+    for dpid in (1, 2):
+        assert h.switches[dpid].flow_mods_sent() == []  # not one flow changed
+        assert h.engine.switches[dpid].in_sync
+
+
+def test_restart_gives_up_waiting_for_a_silent_hypervisor():
+    h = Harness()
+    h.switch_up(1)
+    h.run(report("hv1", A1, tunnel_port("hv2", 9)))
+    h.later(29.0)
+    assert not h.engine.released
+    h.later(1.5)
+    assert h.engine.released and h.engine.switches[1].in_sync
+
+
+def test_a_hypervisor_gone_past_the_hold_down_is_removed():
+    h = converged()
+    sw2 = h.switches.pop(2)
+    h.run(SwitchDown(sw2.dp), OvsdbGone("tcp:hv2"))
+    h.later(10.0)
+    assert h.engine.directory.hypervisor("hv2") is not None  # a blip changes nothing
+    h.later(6.0)
+    assert h.engine.directory.hypervisor("hv2") is None
+    assert h.tunnels["hv1"] == {}
+    remote = {f.cookie for f in h.engine.switches[1].desired.values()
+              if "02:00:00:00:00:02" in f.describe()}
+    assert remote == set()  # hv1 no longer forwards to a2
+
+
+def test_ovsdb_blip_with_openflow_up_removes_nothing():
+    h = converged()
+    h.run(OvsdbGone("tcp:hv2"))
+    h.later(60.0)
+    assert h.engine.directory.hypervisor("hv2") is not None
+
+
+def test_a_late_disconnect_of_an_old_connection_keeps_the_new_one():
+    h = converged()
+    old = h.switches[2]
+    new = h.switch_up(2, FakeSwitch(dpid=2, table=dict(old.table)))
+    h.run(SwitchDown(old.dp))  # os-ken reports the old connection's end afterwards
+    assert h.engine.switches[2].dp is new.dp
+
+
+def test_bindings_refused_then_accepted_when_the_conflict_goes():
+    h = converged()
+    twin = vm_port("twin", 2, "02:00:00:00:00:99", "198.51.100.10")  # a1's address
+    h.run(report("hv2", A2, twin, tunnel_port("hv1", 9)))
+    refused = h.engine.refused["hv2"]
+    assert [r.iface_id for r in refused] == ["twin"]
+    assert "198.51.100.10 is bound on hv1" in refused[0].reason
+    h.run(report("hv1", tunnel_port("hv2", 9)))  # a1 unplugged
+    assert h.engine.refused["hv2"] == []
+    assert h.engine.directory.by_ip("acme/web", "198.51.100.10").iface_id == "twin"
