@@ -80,15 +80,10 @@ def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str
 def _addresses(net: Network, raw: str) -> tuple[str, ...] | str:
     ips: list[str] = []
     for text in filter(None, (part.strip() for part in raw.split(","))):
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
-            return f"{contract.IPS}: {text!r} is not an IP address"
-        if ip not in net.subnet:
-            return f"{ip} is outside {net.key}'s subnet {net.subnet}"
-        if ip == net.gateway:
-            return f"{ip} is {net.key}'s gateway address"
-        ips.append(str(ip))
+        why = net.host_problem(text)
+        if why:
+            return f"{contract.IPS}: {why}"
+        ips.append(str(ipaddress.ip_address(text)))
     return tuple(ips)
 
 

@@ -30,7 +30,6 @@ from ryu_dove.lab.topology import (
     MAX_HYPERVISORS,
     Topology,
     VmSpec,
-    check_vm_address,
     default_mac,
     node_name_problem,
 )
@@ -267,7 +266,7 @@ class Lab:
             raise LabError(f"no hypervisor {spec.hypervisor!r} in lab {self.name!r}")
         if net is None:
             raise LabError(f"unknown network {spec.network!r} (tenant/network of the policy)")
-        why = check_vm_address(net, spec.ip)
+        why = net.host_problem(spec.ip)
         if why:
             raise LabError(why)
         for other in state.vms.values():

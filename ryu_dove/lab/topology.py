@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ryu_dove.policy import Network, Policy
+from ryu_dove.policy import Policy
 from ryu_dove.yamlmarks import ConfigError, Problem, load_yaml, mark, unknown_key_problem
 
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,10}$")
@@ -56,22 +56,6 @@ def node_name_problem(name: str) -> str | None:
         return f"bad name {name!r}: {NODE_NAME_HELP}"
     if name in RESERVED_NAMES:
         return f"{name!r} is reserved by the lab"
-    return None
-
-
-def check_vm_address(network: Network, ip: str) -> str | None:
-    """Why an address cannot be a VM's address on this network, or None when it can."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return f"not an IP address: {ip!r}"
-    if addr not in network.subnet:
-        return f"{ip} is outside {network.key}'s subnet {network.subnet}"
-    if addr == network.gateway:
-        return f"{ip} is {network.key}'s gateway address"
-    if addr == network.subnet.network_address or (
-            addr.version == 4 and addr == network.subnet.broadcast_address):
-        return f"{ip} is not a host address of {network.subnet}"
     return None
 
 
@@ -168,7 +152,7 @@ class _Checker:
             self.problem(item, "network", f"unknown network {net_key!r} (tenant/network of the "
                                           "policy)")
         else:
-            why = check_vm_address(network, ip)
+            why = network.host_problem(ip)
             if why:
                 self.problem(item, "ip", why)
         mac = str(item.get("mac", default_mac(net_key, name))).lower()

@@ -59,6 +59,21 @@ class Network:
         address = ip_address(ip) if isinstance(ip, str) else ip
         return address in self.subnet
 
+    def host_problem(self, ip: str) -> str | None:
+        """Why ``ip`` cannot be an endpoint's address on this network, or None when it can."""
+        try:
+            addr = ip_address(ip)
+        except ValueError:
+            return f"not an IP address: {ip!r}"
+        if addr not in self.subnet:
+            return f"{ip} is outside {self.key}'s subnet {self.subnet}"
+        if addr == self.gateway:
+            return f"{ip} is {self.key}'s gateway address"
+        if addr == self.subnet.network_address or (
+                addr.version == 4 and addr == self.subnet.broadcast_address):
+            return f"{ip} is not a host address of {self.subnet}"
+        return None
+
 
 @dataclass(frozen=True)
 class Rule:

@@ -30,6 +30,18 @@ vms:
 """
 
 
+def assert_full_tunnel_mesh(lab: Lab) -> None:
+    """In OVSDB itself: each hypervisor has one owned tunnel to every other, and no more."""
+    state = lab.state()
+    teps = {hv.name: hv.tep_ip for hv in state.hypervisors.values()}
+    for hv in state.hypervisors.values():
+        with VSwitch(lab.ovs(hv).db) as vswitch:
+            tunnels = {(i["external_ids"].get(contract.REMOTE), i["options"].get("remote_ip"))
+                       for i in vswitch.interfaces()
+                       if i["external_ids"].get(contract.OWNER) == contract.OWNER_VALUE}
+        assert tunnels == {(n, ip) for n, ip in teps.items() if n != hv.name}, hv.name
+
+
 def reaches_within(lab: Lab, src: str, dst: str, timeout: float = 10.0) -> None:
     wait_for(lambda: fate(lab, src, dst, timeout=1.0) is Fate.REACHES, timeout,
              f"{src} to reach {dst}")
@@ -85,13 +97,7 @@ def test_runtime_plug_unplug_and_hypervisor_join(make_lab, write_topology):
     lab.add_vm("a3", "hv3", "acme/web", "198.51.100.12")
     reaches_within(lab, "a3", "a1")
     reaches_within(lab, "a2", "a3")
-    state = lab.state()
-    teps = {hv.name: hv.tep_ip for hv in state.hypervisors.values()}
-    for hv in state.hypervisors.values():  # tunnels to and from every other hypervisor
-        with VSwitch(lab.ovs(hv).db) as vswitch:
-            remotes = {i["options"].get("remote_ip") for i in vswitch.interfaces()
-                       if i["external_ids"].get(contract.OWNER) == contract.OWNER_VALUE}
-        assert remotes == {ip for name, ip in teps.items() if name != hv.name}, hv.name
+    assert_full_tunnel_mesh(lab)
     lab.del_vm("a2")
     wait_for(lambda: not any(e["iface_id"] == "a2" for e in api_get(lab, "endpoints")), 10,
              "a2 to leave the directory")
@@ -141,10 +147,5 @@ def test_hypervisor_leaving_loses_its_tunnels_and_endpoints(make_lab, write_topo
                 and not any(e["hypervisor"] == "hv3" for e in api_get(lab, "endpoints")))
 
     wait_for(hv3_forgotten, 15, "hv3's tunnels and endpoints to be removed")
-    state = lab.state()
-    for hv in state.hypervisors.values():
-        with VSwitch(lab.ovs(hv).db) as vswitch:
-            remotes = {i["external_ids"].get(contract.REMOTE) for i in vswitch.interfaces()
-                       if i["external_ids"].get(contract.OWNER) == contract.OWNER_VALUE}
-        assert remotes == set(state.hypervisors) - {hv.name}, hv.name
+    assert_full_tunnel_mesh(lab)
     wait_in_sync(lab)
