@@ -4,8 +4,8 @@ Stdlib only (`http.server.ThreadingHTTPServer`, a daemon thread per request), by
 extra dependency, plain threads, and os-ken 4 no longer ships its WSGI app (`os_ken.app.wsgi`),
 so there is nothing of os-ken's to plug into.
 
-The controller hands in a `snapshot()` function returning an immutable mapping that it replaces
-atomically; the API only reads it, so there are no locks here. Keys: "endpoints", "hypervisors",
+The controller hands in a `snapshot()` function; ryu_dove's engine answers it on its own thread
+(the owner of the state) and returns fresh plain data, so there are no locks here. Keys: "endpoints", "hypervisors",
 "tunnels", "refused" (lists of JSON-able dicts) and "controller" (a dict). Routes and item shapes
 are declared once below (`COLLECTIONS`) and documented in docs/api.md; `dovectl show` uses the
 same declaration for its columns and filters.
