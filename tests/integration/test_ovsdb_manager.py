@@ -24,7 +24,8 @@ import pytest
 
 from ovsdb_agent import contract
 from ovsdb_agent.join import JoinRequest, join
-from ovsdb_agent.manager import OvsdbListenError, OvsdbManager, _Framer
+from ovsdb_agent.jsonrpc_framing import Framer
+from ovsdb_agent.manager import OvsdbListenError, OvsdbManager
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
 from ovsdb_agent.vswitch import VSwitch
 from ryu_dove.lab import shell
@@ -402,7 +403,7 @@ def test_framer_splits_messages_wherever_reads_end():
     stream = " ".join(json.dumps(m, ensure_ascii=False) for m in messages)
 
     def frame(pieces: list[str]) -> list[object]:
-        framer, got = _Framer(), []
+        framer, got = Framer(), []
         for piece in pieces:
             framer.feed(piece)
             while (text := framer.next()) is not None:
