@@ -30,6 +30,14 @@ vms:
 """
 
 
+TWO_HVS = """
+hypervisors: [hv1, hv2]
+vms:
+  - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
+  - {name: a2, hypervisor: hv2, network: acme/web, ip: 198.51.100.11}
+"""
+
+
 def assert_full_tunnel_mesh(lab: Lab) -> None:
     """In OVSDB itself: each hypervisor has one owned tunnel to every other, and no more."""
     state = lab.state()
@@ -84,12 +92,7 @@ def test_overlapping_addresses_answer_from_the_right_tenant(make_lab, write_topo
 
 
 def test_runtime_plug_unplug_and_hypervisor_join(make_lab, write_topology):
-    lab = make_lab(write_topology("""
-        hypervisors: [hv1, hv2]
-        vms:
-          - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
-          - {name: a2, hypervisor: hv2, network: acme/web, ip: 198.51.100.11}
-    """), controller=True)
+    lab = make_lab(write_topology(TWO_HVS), controller=True)
     wait_in_sync(lab)
     reaches_within(lab, "a1", "a2")
     a2 = lab.state().vms["a2"]
@@ -111,12 +114,7 @@ def test_runtime_plug_unplug_and_hypervisor_join(make_lab, write_topology):
 def test_arp_for_known_endpoints_stays_on_the_hypervisor(make_lab, write_topology):
     from tests.integration.underlay import capture_underlay
 
-    lab = make_lab(write_topology("""
-        hypervisors: [hv1, hv2]
-        vms:
-          - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
-          - {name: a2, hypervisor: hv2, network: acme/web, ip: 198.51.100.11}
-    """), controller=True)
+    lab = make_lab(write_topology(TWO_HVS), controller=True)
     wait_in_sync(lab)
     reaches_within(lab, "a1", "a2")
     vms = lab.state().vms
