@@ -5,10 +5,10 @@ extra dependency, plain threads, and os-ken 4 no longer ships its WSGI app (`os_
 so there is nothing of os-ken's to plug into.
 
 The controller hands in a `snapshot()` function; ryu_dove's engine answers it on its own thread
-(the owner of the state) and returns fresh plain data, so there are no locks here. Keys: "endpoints", "hypervisors",
-"tunnels", "refused" (lists of JSON-able dicts) and "controller" (a dict). Routes and item shapes
-are declared once below (`COLLECTIONS`) and documented in docs/api.md; `dovectl show` uses the
-same declaration for its columns and filters.
+(the owner of the state) and returns fresh plain data, so there are no locks here. Keys:
+"endpoints", "hypervisors", "tunnels", "refused" (lists of JSON-able dicts) and "controller".
+Routes and item shapes are declared once below (`COLLECTIONS`) and documented in docs/api.md;
+`dovectl show` uses the same declaration for its columns and filters.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ COLLECTIONS: tuple[Collection, ...] = (
                {"network": "network", "hypervisor": "hypervisor"}),
     Collection("hypervisors",
                ("name", "tep_ip", "dpid", "ovsdb", "openflow", "flows_desired",
-                "flows_installed", "in_sync", "foreign_flows"),
+                "flows_installed", "in_sync", "foreign_flows", "flows_rejected"),
                {"hypervisor": "name"}),
     Collection("tunnels",
                ("hypervisor", "remote", "remote_ip", "port", "ofport"),

@@ -56,6 +56,7 @@ def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:
         "flows_installed": len(rec.installed) if rec else None,
         "in_sync": bool(rec and rec.in_sync),
         "foreign_flows": rec.foreign if rec else None,
+        "flows_rejected": len(rec.rejected) if rec else None,
     }
 
 

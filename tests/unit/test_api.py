@@ -23,7 +23,7 @@ EP3 = {"network": "acme/web", "mac": "02:00:00:00:00:03", "ips": ["198.51.100.11
        "hypervisor": "hv2", "port": "vif-vm3", "ofport": 5, "iface_id": "vm3"}
 HV1 = {"name": "hv1", "tep_ip": "192.0.2.1", "dpid": "0000a2b3c4d5e6f7", "ovsdb": True,
        "openflow": True, "flows_desired": 40, "flows_installed": 40, "in_sync": True,
-       "foreign_flows": 0}
+       "foreign_flows": 0, "flows_rejected": 0}
 HV2 = {**HV1, "name": "hv2", "tep_ip": "192.0.2.2", "dpid": None, "openflow": False,
        "flows_installed": 0, "in_sync": False}
 TUN12 = {"hypervisor": "hv1", "remote": "hv2", "remote_ip": "192.0.2.2", "port": "dv-c0000202",

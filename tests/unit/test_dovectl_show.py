@@ -25,7 +25,7 @@ EP2 = {"network": "acme/db", "mac": "02:00:00:00:00:02", "ips": ["198.51.100.70"
        "hypervisor": "hv2", "port": "vif-vm2", "ofport": None, "iface_id": "vm2"}
 HV1 = {"name": "hv1", "tep_ip": "192.0.2.1", "dpid": "0000a2b3c4d5e6f7", "ovsdb": True,
        "openflow": True, "flows_desired": 40, "flows_installed": 40, "in_sync": True,
-       "foreign_flows": 0}
+       "foreign_flows": 0, "flows_rejected": 0}
 HV2 = {**HV1, "name": "hv2", "tep_ip": "192.0.2.2", "dpid": None, "openflow": False,
        "flows_installed": 0, "in_sync": False}
 TUN12 = {"hypervisor": "hv1", "remote": "hv2", "remote_ip": "192.0.2.2", "port": "dv-c0000202",
@@ -100,9 +100,9 @@ def test_hypervisors_table_says_yes_no(api: str, capsys: pytest.CaptureFixture[s
     assert code == 0
     assert table(out) == [
         ["NAME", "TEP_IP", "DPID", "OVSDB", "OPENFLOW", "FLOWS_DESIRED", "FLOWS_INSTALLED",
-         "IN_SYNC", "FOREIGN_FLOWS"],
-        ["hv1", "192.0.2.1", "0000a2b3c4d5e6f7", "yes", "yes", "40", "40", "yes", "0"],
-        ["hv2", "192.0.2.2", "-", "yes", "no", "40", "0", "no", "0"],
+         "IN_SYNC", "FOREIGN_FLOWS", "FLOWS_REJECTED"],
+        ["hv1", "192.0.2.1", "0000a2b3c4d5e6f7", "yes", "yes", "40", "40", "yes", "0", "0"],
+        ["hv2", "192.0.2.2", "-", "yes", "no", "40", "0", "no", "0", "0"],
     ]
 
 
@@ -196,7 +196,8 @@ def test_not_an_http_url(capsys: pytest.CaptureFixture[str]) -> None:
 def test_subprocess_table_and_json(api: str) -> None:
     done = run_cli("show", "hypervisors", "--api", api)
     assert (done.returncode, done.stderr) == (0, "")
-    assert table(done.stdout)[2] == ["hv2", "192.0.2.2", "-", "yes", "no", "40", "0", "no", "0"]
+    assert table(done.stdout)[2] == ["hv2", "192.0.2.2", "-", "yes", "no", "40", "0", "no", "0",
+                                     "0"]
     done = run_cli("show", "endpoints", "--json", "--network", "acme/db", env={"DOVE_API": api})
     assert (done.returncode, done.stderr) == (0, "")
     assert json.loads(done.stdout) == [EP2]
