@@ -1,0 +1,216 @@
+"""The benchmarks' command lines, parsers and reports: no root, no lab."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from benchmarks import common, dataplane
+from ryu_dove.lab.lab import Lab
+from ryu_dove.lab.state import VmState
+
+PING = """PING 198.51.100.11 (198.51.100.11) 56(84) bytes of data.
+64 bytes from 198.51.100.11: icmp_seq=1 ttl=64 time=1.02 ms
+64 bytes from 198.51.100.11: icmp_seq=2 ttl=64 time=0.491 ms
+64 bytes from 198.51.100.11: icmp_seq=3 ttl=64 time=0.657 ms
+
+--- 198.51.100.11 ping statistics ---
+4 packets transmitted, 3 received, 25% packet loss, time 403ms
+rtt min/avg/max/mdev = 0.491/0.721/1.016/0.219 ms
+"""
+
+
+def iperf_json(received: float = 1.5e9, retransmits: int = 7, streams: int = 1) -> str:
+    return json.dumps({"start": {}, "intervals": [], "end": {
+        "streams": [{}] * streams,
+        "sum_sent": {"bits_per_second": received * 1.01, "retransmits": retransmits},
+        "sum_received": {"bits_per_second": received},
+        "cpu_utilization_percent": {"host_total": 12.5, "remote_total": 30.0}}})
+
+
+def test_defaults():
+    args = dataplane.parse_args([])
+    assert (args.json, args.seconds, args.connections, args.rounds) == (False, 10.0, 100, 3)
+    assert args.policy.endswith("policies/example.yaml")
+
+
+def test_options():
+    args = dataplane.parse_args(["--json", "--seconds", "2.5", "--connections", "128",
+                                 "--rounds", "1"])
+    assert (args.json, args.seconds, args.connections, args.rounds) == (True, 2.5, 128, 1)
+
+
+@pytest.mark.parametrize("argv", [["--seconds", "0"], ["--seconds", "-1"], ["--seconds", "x"],
+                                  ["--seconds", "nan"], ["--connections", "0"],
+                                  ["--connections", "129"], ["--connections", "1.5"],
+                                  ["--rounds", "0"], ["--bogus"]])
+def test_bad_options_exit_2_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        dataplane.parse_args(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_parse_ping_and_summary():
+    rtts = dataplane.parse_ping(PING)
+    assert rtts == [1.02, 0.491, 0.657]
+    summary = dataplane.rtt_summary(rtts, sent=4)
+    assert summary["avg"] == pytest.approx(0.723, abs=1e-3)
+    assert (summary["min"], summary["max"], summary["p99"]) == (0.491, 1.02, 1.02)
+    assert summary["mdev"] == pytest.approx(0.221, abs=1e-3)  # ping's mdev: population std dev
+    assert summary["loss_pct"] == 25.0
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert dataplane.percentile(values, 99) == 99.0
+    assert dataplane.percentile(values, 50) == 50.0
+    assert dataplane.percentile([3.0], 99) == 3.0
+    with pytest.raises(ValueError):
+        dataplane.percentile([], 50)
+
+
+def test_parse_iperf():
+    result = dataplane.parse_iperf(iperf_json(received=1.5e9, retransmits=7, streams=100))
+    assert result.mbps == pytest.approx(1500.0)
+    assert (result.retransmits, result.streams, result.cpu_receiver_pct) == (7, 100, 30.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    (json.dumps({"error": "unable to connect to server: Connection refused"}), "refused"),
+    ("iperf3: error - unable to connect", "no JSON"),
+    (json.dumps({"end": {}}), "end sums"),
+])
+def test_parse_iperf_failures_say_why(text, message):
+    with pytest.raises(common.BenchmarkError, match=message):
+        dataplane.parse_iperf(text)
+
+
+def test_count_megaflows_skips_headers():
+    dump = ("flow-dump from the main thread:\n"
+            "recirc_id(0),in_port(4),eth_type(0x0800), packets:1, bytes:2, used:0.1s, actions:1\n"
+            "recirc_id(0),in_port(1),eth_type(0x86dd), packets:0, bytes:0, used:never, "
+            "actions:drop\n"
+            "flow-dump from pmd on cpu core: 1\n")
+    assert dataplane.count_megaflows(dump) == 2
+    assert dataplane.count_megaflows("") == 0
+
+
+def test_cpu_usage_from_snapshots():
+    tck = dataplane.CLK_TCK
+    before = dataplane.CpuSnapshot(
+        0.0, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+        {"ovs-vswitchd@hv1": {10: ("ovs-vswitchd", 0), 11: ("handler1", 0)}})
+    after = dataplane.CpuSnapshot(
+        2.0, (50, 0, 100, 40, 10, 0, 0, 0, 0, 0),  # 200 ticks: 75% busy
+        {"ovs-vswitchd@hv1": {10: ("ovs-vswitchd", tck), 11: ("handler1", 0),
+                              12: ("revalidator2", tck // 10)}})
+    usage = dataplane.cpu_usage(before, after)
+    assert usage["machine"]["busy_pct"] == 75.0
+    assert usage["machine"]["system_pct"] == 50.0
+    proc = usage["processes"]["ovs-vswitchd@hv1"]
+    assert proc["busiest_threads"] == {"ovs-vswitchd": 50.0, "revalidator2": 5.0}
+    assert proc["pct_of_one_core"] == 55.0
+    assert dataplane.average_usage([usage, usage]) == usage
+
+
+def test_lab_names_are_fresh_and_valid(monkeypatch):
+    monkeypatch.setattr(common, "lab_exists", lambda name: False)
+    names = {common.lab_name("bd") for _ in range(20)}
+    assert len(names) > 1
+    assert all(re.fullmatch(r"bd[0-9a-f]{6}", n) for n in names)
+    with pytest.raises(ValueError):
+        common.lab_name("Bad-")
+
+
+def test_lab_name_never_picks_an_existing_lab(monkeypatch):
+    taken: list[str] = []
+
+    def exists(name: str) -> bool:
+        taken.append(name)
+        return len(taken) < 3  # the first two candidates are in use
+
+    monkeypatch.setattr(common, "lab_exists", exists)
+    assert common.lab_name("bp") == taken[-1]
+    assert len(taken) == 3
+
+
+def test_machine_facts_and_command_line():
+    facts = common.machine_facts()
+    assert {"cpu_model", "nproc", "kernel", "ovs_version", "python_version"} <= facts.keys()
+    assert facts["nproc"] >= 1
+    assert common.command_line()
+
+
+def test_not_root_fails_clearly(monkeypatch, capsys):
+    monkeypatch.setattr(common.os, "geteuid", lambda: 1000)
+    assert dataplane.main(["--seconds", "1"]) == 1
+    assert "needs root" in capsys.readouterr().err
+
+
+def test_missing_iperf3_fails_clearly(monkeypatch, capsys):
+    real_which = common.shutil.which
+    monkeypatch.setattr(common.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(common.shutil, "which",
+                        lambda tool: None if tool == "iperf3" else real_which(tool) or tool)
+    assert dataplane.main([]) == 1
+    assert "apt-get install -y iperf3" in capsys.readouterr().err
+
+
+def _side(label: str, lab: str, mbps: list[float]) -> dataplane.Side:
+    vm = VmState(name="vm1", hypervisor="hv1", network="acme/web", ip="198.51.100.10",
+                 prefixlen=26, gateway="198.51.100.1", mac="02:00:00:00:00:01",
+                 netns=f"dove-{lab}.vm1", port="vif-vm1")
+    dst = VmState(**{**vm.__dict__, "name": "vm2", "hypervisor": "hv2", "ip": "198.51.100.11"})
+    side = dataplane.Side(label, Lab(lab), vm, dst)
+    for m in mbps:
+        side.mbps.append(m)
+        side.runs.append(dataplane.parse_iperf(iperf_json(received=m * 1e6)))
+    side.rtts, side.pings_sent = [0.5, 0.6, 0.7], 3
+    side.parallel = dataplane.parse_iperf(iperf_json(received=1e9, streams=100))
+    side.megaflows_hv1, side.megaflows_hv2 = [4, 5], [4]
+    side.cpu = [{"machine": {"busy_pct": 99.0, "user_pct": 10.0, "system_pct": 60.0,
+                             "softirq_pct": 29.0, "steal_pct": 0.0},
+                 "processes": {"ovs-vswitchd@hv1": {"pct_of_one_core": 80.0,
+                                                    "busiest_threads": {"ovs-vswitchd": 80.0}}}}]
+    return side
+
+
+def test_report_and_human_summary():
+    dove, plain = _side("dove", "bd000001", [900, 1000, 950]), _side("plain", "bp000001",
+                                                                      [1000, 1000, 990])
+    dove.packet_ins_before, dove.packet_ins_after = 3, 3
+    args = dataplane.parse_args(["--rounds", "3"])
+    result = dataplane.report(args, dove, plain, elapsed=12.0)
+    json.dumps(result)  # one JSON object, nothing unserialisable
+    assert (result["dove_mbps"], result["plain_mbps"]) == (950.0, 1000.0)
+    assert result["ratio"] == 0.95 and result["ratio_met"] is True
+    assert result["megaflows"] == {"dove": 5, "plain": 5}
+    assert result["packet_ins_steady"] == 0
+    assert result["dove_rtt_ms"]["echoes"] == 3
+    text = dataplane.human(result)
+    assert "ratio 0.950" in text and "meets target" in text
+    assert "ovs-vswitchd@hv1 80% (ovs-vswitchd 80%)" in text
+
+
+def test_background_quiet_machine(monkeypatch):
+    monkeypatch.setattr(dataplane, "other_labs", lambda mine=(): [])
+    monkeypatch.setattr(dataplane, "machine_busy_pct", lambda interval=1.0: 3.0)
+    said: list[str] = []
+    assert dataplane.background(0.0, said.append) == {
+        "busy_pct_before": 3.0, "other_labs_before": [], "quiet": True}
+    assert said == []
+
+
+def test_background_busy_machine_warns_after_waiting(monkeypatch):
+    busy = iter([50.0, 40.0, 30.0])
+    monkeypatch.setattr(dataplane, "other_labs", lambda mine=(): ["t1a2b3c"])
+    monkeypatch.setattr(dataplane, "machine_busy_pct", lambda interval=1.0: next(busy))
+    clock = iter([0.0, 1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(dataplane.time, "monotonic", lambda: next(clock))
+    said: list[str] = []
+    load = dataplane.background(2.5, said.append)
+    assert load["quiet"] is False and load["other_labs_before"] == ["t1a2b3c"]
+    assert said[0].startswith("waiting up to 2 s") and said[-1].startswith("WARNING")
