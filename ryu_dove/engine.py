@@ -5,9 +5,10 @@ OVSDB manager's and os-ken's threads); the engine applies a batch of them, recom
 desired state of only the hypervisors the batch touched, and hands it to the reconcilers
 (flows) and the OVSDB manager (tunnel ports). Nothing else mutates controller state.
 
-Restart safety: after a (re)start the engine waits before changing any switch until it has
-heard from every hypervisor the switches' own tunnel ports name (or a deadline passes), so
-a restart never deletes flows of hypervisors it simply has not heard from yet.
+Restart safety: after a (re)start the engine changes no switch and no tunnel until it has
+heard from at least one hypervisor and from every hypervisor that the reporting hypervisors'
+own tunnel ports name (or a deadline passes), so a restart never deletes flows or tunnels of
+hypervisors it simply has not heard from yet.
 """
 
 from __future__ import annotations
@@ -289,6 +290,8 @@ class Engine:
         waited = self._clock() - self.started_at
         if waited < self.timing.min_grace_s:
             return
+        if not self.reports and waited < self.timing.max_grace_s:
+            return  # knowing nothing yet: switches reconnect with backoff after a restart
         missing = self._expected_hypervisors() - set(self.reports)
         unread = [r.name for r in self.switches.values() if r.phase.value == "dumping"]
         if (missing or unread) and waited < self.timing.max_grace_s:

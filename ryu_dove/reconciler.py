@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ryu_dove import ofencode
+from ryu_dove import ofencode, wire
 from ryu_dove.flows import Flow, is_ours
 
 LOG = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ class ReconcilerStats:
 
 
 class Reconciler:
-    def __init__(self, name: str, dp: Any, send: Callable[[Any], None] | None = None,
+    def __init__(self, name: str, dp: Any, send: Callable[[bytes], Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.dp = dp
-        self._send_raw = send or dp.send_msg
+        self._send_bytes = send or dp.send  # os-ken's queue of raw buffers to the switch
         self._clock = clock
         self._xids = itertools.count(XID_BASE)
         self._bundle_ids = itertools.count(1)
@@ -117,8 +117,12 @@ class Reconciler:
         if b is None or msg.xid not in b.xids:
             return False
         self.stats.errors += 1
+        what = b.describe(msg.xid)
+        refused = self.desired.get(b.add_cookies.get(msg.xid, -1)) if self.desired else None
+        if refused is not None:
+            what = refused.describe()
         LOG.error("%s: switch refused a message of bundle %d: type=%s code=%s (%s)",
-                  self.name, b.id, msg.type, msg.code, b.describe(msg.xid))
+                  self.name, b.id, msg.type, msg.code, what)
         b.failed = True
         if msg.xid in b.add_cookies:
             self.rejected.add(b.add_cookies[msg.xid])
@@ -143,35 +147,38 @@ class Reconciler:
             self._send_bundle(adds, deletes)
 
     def _send_bundle(self, adds: set[int], deletes: set[int]) -> None:
+        """OPEN, the deletes then the adds, COMMIT: built as bytes and sent as one buffer."""
         assert self.desired is not None
         dp = self.dp
         b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock())
         self._bundle = b
         self.phase = Phase.COMMITTING
-        self._send(ofencode.bundle_ctrl(dp, b.id, "OPEN"), b, "open")
+        flags = dp.ofproto.ONF_BF_ATOMIC | dp.ofproto.ONF_BF_ORDERED
+        parts = [wire.encode(ofencode.bundle_ctrl(dp, b.id, "OPEN"), self._xid(b, "open"))]
         for cookie in sorted(deletes):  # deletes first: a changed flow is a delete + an add
-            self._send(ofencode.bundle_add(dp, b.id, ofencode.flow_delete(dp, cookie)), b,
-                       f"delete cookie {cookie:#x}")
+            xid = self._xid(b, f"delete cookie {cookie:#x}")
+            parts.append(wire.bundle_add(b.id, flags, wire.flow_delete_bytes(cookie), xid))
         for cookie in sorted(adds):
             f = self.desired[cookie]
-            xid = self._send(ofencode.bundle_add(dp, b.id, ofencode.flow_add(dp, f)), b,
-                             f.describe())
+            xid = self._xid(b, f"add cookie {cookie:#x}")
             b.add_cookies[xid] = cookie
-        b.commit_xid = self._send(ofencode.bundle_ctrl(dp, b.id, "COMMIT"), b, "commit")
+            parts.append(wire.bundle_add(b.id, flags, wire.flow_add_bytes(f), xid))
+        b.commit_xid = self._xid(b, "commit")
+        parts.append(wire.encode(ofencode.bundle_ctrl(dp, b.id, "COMMIT"), b.commit_xid))
+        self._send_bytes(b"".join(parts))
         self.stats.flow_mods += len(adds) + len(deletes)
 
-    def _send(self, msg: Any, bundle: _Bundle | None = None, what: str = "") -> int:
+    def _xid(self, bundle: _Bundle | None = None, what: str = "") -> int:
         xid = next(self._xids) & 0xFFFF_FFFF
-        msg.xid = xid
         if bundle is not None:
             bundle.xids[xid] = what
-        self._send_raw(msg)
         return xid
 
     def _dump(self) -> None:
         self.phase = Phase.DUMPING
         self._dump_parts = []
-        self._dump_xid = self._send(ofencode.flow_dump(self.dp))
+        self._dump_xid = self._xid()
+        self._send_bytes(wire.encode(ofencode.flow_dump(self.dp), self._dump_xid))
 
     def _resync(self, why: str) -> None:
         self.stats.resyncs += 1

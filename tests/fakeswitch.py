@@ -1,30 +1,56 @@
-"""A message-level fake OVS for reconciler and engine tests: it takes the os-ken messages
-the controller sends, applies bundles atomically on COMMIT, and answers like OVS does.
+"""A message-level fake OVS for reconciler and engine tests: it reads the bytes the controller
+sends (flow dumps, ONF bundles), applies bundles atomically on COMMIT, and answers with the
+os-ken reply messages OVS's answers parse into.
 
-Packet processing is tests/fakeoftable.py's job; this one only keeps the flow table.
+Requests are parsed here with struct: os-ken only parses what switches send. Packet
+processing is tests/fakeoftable.py's job; this one only keeps the flow table.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
+from os_ken.ofproto import ofproto_common, ofproto_protocol, ofproto_v1_3
+
+OFPT_EXPERIMENTER, OFPT_MULTIPART_REQUEST = 4, 18
+HEADER = struct.Struct("!BBHI")
+
+
+@dataclass(frozen=True)
+class FlowModSeen:
+    """The fields of a flow-mod the tests look at, read from its bytes."""
+
+    command: int
+    cookie: int
+    table_id: int
+    priority: int
+    raw: bytes
+
+    @classmethod
+    def parse(cls, buf: bytes) -> FlowModSeen:
+        version, msg_type, length, _xid = HEADER.unpack_from(buf)
+        assert (version, msg_type, length) == (4, 14, len(buf)), "not a whole OF1.3 flow-mod"
+        cookie, = struct.unpack_from("!Q", buf, 8)
+        table_id, command = struct.unpack_from("!BB", buf, 24)
+        priority, = struct.unpack_from("!H", buf, 30)
+        return cls(command, cookie, table_id, priority, bytes(buf))
 
 
 @dataclass
 class FakeSwitch:
     dpid: int = 1
-    table: dict[int, Any] = field(default_factory=dict)  # cookie -> OFPFlowMod
-    sent: list[Any] = field(default_factory=list)  # every message from the controller
-    replies: list[Any] = field(default_factory=list)  # answers waiting to be delivered
+    table: dict[int, FlowModSeen] = field(default_factory=dict)  # cookie -> its flow-mod
+    sent: list[tuple[str, Any]] = field(default_factory=list)  # what the controller sent
+    replies: list[tuple[str, Any]] = field(default_factory=list)  # answers to deliver
     refuse_cookies: set[int] = field(default_factory=set)  # adds that OVS will reject
 
     def __post_init__(self) -> None:
         self.dp = ofproto_protocol.ProtocolDesc(version=ofproto_v1_3.OFP_VERSION)
         self.dp.id = self.dpid
-        self.dp.send_msg = self.receive
-        self._open: dict[int, list[Any]] = {}
+        self.dp.send = self.receive_bytes  # what os-ken's Datapath.send takes: raw buffers
+        self._open: dict[int, list[FlowModSeen]] = {}
 
     @property
     def ofp(self) -> Any:
@@ -34,61 +60,75 @@ class FakeSwitch:
     def parser(self) -> Any:
         return self.dp.ofproto_parser
 
-    def receive(self, msg: Any) -> None:
-        msg.serialize()  # what the real send_msg does: catches unencodable messages
-        self.sent.append(msg)
-        if isinstance(msg, self.parser.OFPFlowStatsRequest):
-            self._answer_dump(msg)
-        elif isinstance(msg, self.parser.ONFBundleCtrlMsg):
-            self._bundle_ctrl(msg)
-        elif isinstance(msg, self.parser.ONFBundleAddMsg):
-            self._bundle_add(msg)
+    def receive_bytes(self, buf: bytes) -> bool:
+        while buf:
+            _version, msg_type, length, xid = HEADER.unpack_from(buf)
+            self._receive(msg_type, xid, bytes(buf[:length]))
+            buf = buf[length:]
+        return True
 
-    def _answer_dump(self, req: Any) -> None:
+    def _receive(self, msg_type: int, xid: int, msg: bytes) -> None:
+        if msg_type == OFPT_MULTIPART_REQUEST:
+            self.sent.append(("dump", xid))
+            self._answer_dump(xid)
+            return
+        assert msg_type == OFPT_EXPERIMENTER, f"unexpected message type {msg_type}"
+        experimenter, exp_type, bundle_id = struct.unpack_from("!III", msg, 8)
+        assert experimenter == ofproto_common.ONF_EXPERIMENTER_ID
+        if exp_type == ofproto_v1_3.ONF_ET_BUNDLE_CONTROL:
+            ctrl_type, = struct.unpack_from("!H", msg, 20)
+            self.sent.append(("bundle_ctrl", ctrl_type))
+            self._bundle_ctrl(bundle_id, ctrl_type, xid)
+        else:
+            inner = msg[24:]
+            assert struct.unpack_from("!I", inner, 4)[0] == xid, "inner xid must be the outer"
+            mod = FlowModSeen.parse(inner)
+            self.sent.append(("bundle_add", mod))
+            self._bundle_add(bundle_id, mod, xid)
+
+    def _answer_dump(self, xid: int) -> None:
         stats = [self.parser.OFPFlowStats(cookie=c, table_id=m.table_id, priority=m.priority,
-                                          match=m.match, instructions=m.instructions)
+                                          match=self.parser.OFPMatch(), instructions=[])
                  for c, m in self.table.items()]
         for i in range(0, max(len(stats), 1), 100):  # multipart, 100 flows a part
             more = i + 100 < len(stats)
             reply = self.parser.OFPFlowStatsReply(
                 self.dp, flags=self.ofp.OFPMPF_REPLY_MORE if more else 0, body=stats[i:i + 100])
-            reply.xid = req.xid
+            reply.xid = xid
             self.replies.append(("flow_stats", reply))
 
-    def _bundle_ctrl(self, msg: Any) -> None:
-        if msg.type == self.ofp.ONF_BCT_OPEN_REQUEST:
-            self._open[msg.bundle_id] = []
-        elif msg.type == self.ofp.ONF_BCT_COMMIT_REQUEST:
-            for m in self._open.pop(msg.bundle_id):
-                self._apply(m)
-            reply = self.parser.ONFBundleCtrlMsg(self.dp, msg.bundle_id,
+    def _bundle_ctrl(self, bundle_id: int, ctrl_type: int, xid: int) -> None:
+        if ctrl_type == self.ofp.ONF_BCT_OPEN_REQUEST:
+            self._open[bundle_id] = []
+        elif ctrl_type == self.ofp.ONF_BCT_COMMIT_REQUEST:
+            for mod in self._open.pop(bundle_id):
+                self._apply(mod)
+            reply = self.parser.ONFBundleCtrlMsg(self.dp, bundle_id,
                                                  self.ofp.ONF_BCT_COMMIT_REPLY, 0, [])
-            reply.xid = msg.xid
+            reply.xid = xid
             self.replies.append(("bundle", reply))
 
-    def _bundle_add(self, msg: Any) -> None:
-        inner = msg.message
-        if inner.command == self.ofp.OFPFC_ADD and inner.cookie in self.refuse_cookies:
+    def _bundle_add(self, bundle_id: int, mod: FlowModSeen, xid: int) -> None:
+        if mod.command == self.ofp.OFPFC_ADD and mod.cookie in self.refuse_cookies:
             err = self.parser.OFPErrorMsg(self.dp, type_=self.ofp.OFPET_BAD_INSTRUCTION,
                                           code=self.ofp.OFPBIC_BAD_TABLE_ID)
-            err.xid = msg.xid
+            err.xid = xid
             self.replies.append(("error", err))  # OVS rejects at add time; commit still runs
             return
-        self._open[msg.bundle_id].append(inner)
+        self._open[bundle_id].append(mod)
 
-    def _apply(self, m: Any) -> None:
-        if m.command == self.ofp.OFPFC_ADD:
-            self.table[m.cookie] = m
-        elif m.command == self.ofp.OFPFC_DELETE:
-            self.table.pop(m.cookie, None)
+    def _apply(self, mod: FlowModSeen) -> None:
+        if mod.command == self.ofp.OFPFC_ADD:
+            self.table[mod.cookie] = mod
+        elif mod.command == self.ofp.OFPFC_DELETE:
+            self.table.pop(mod.cookie, None)
 
-    def take_replies(self) -> list[Any]:
+    def take_replies(self) -> list[tuple[str, Any]]:
         out, self.replies = self.replies, []
         return out
 
-    def flow_mods_sent(self) -> list[Any]:
-        return [m.message for m in self.sent if isinstance(m, self.parser.ONFBundleAddMsg)]
+    def flow_mods_sent(self) -> list[FlowModSeen]:
+        return [m for kind, m in self.sent if kind == "bundle_add"]
 
     def add_foreign_flow(self, cookie: int = 0x1234) -> None:
-        self.table[cookie] = self.parser.OFPFlowMod(self.dp, cookie=cookie, table_id=0,
-                                                    priority=1, match=self.parser.OFPMatch())
+        self.table[cookie] = FlowModSeen(self.ofp.OFPFC_ADD, cookie, 0, 1, b"")

@@ -72,15 +72,23 @@ def api_get(lab: Lab, resource: str) -> list[dict[str, object]]:
 
 
 def wait_in_sync(lab: Lab, timeout: float = 20.0) -> None:
-    """Wait until the controller says every hypervisor of the lab has exactly its flows."""
+    """Wait until the tunnel mesh is complete and every hypervisor has exactly its flows.
+
+    In sync alone is not enough: a switch can be in sync with a desired state that still
+    lacks the tunnels whose ports OVS has not numbered yet.
+    """
     names = set(lab.state().hypervisors)
+    mesh = {(a, b) for a in names for b in names if a != b}
 
     def synced() -> bool:
         try:
             hvs = {h["name"]: h for h in api_get(lab, "hypervisors")}
+            tunnels = {(t["hypervisor"], t["remote"]) for t in api_get(lab, "tunnels")
+                       if isinstance(t["ofport"], int) and t["ofport"] > 0}
         except OSError:
             return False
-        return names <= hvs.keys() and all(hvs[n]["in_sync"] for n in names)
+        return (names <= hvs.keys() and all(hvs[n]["in_sync"] for n in names)
+                and mesh <= tunnels)
 
     wait_for(synced, timeout, f"every hypervisor of {lab.name} in sync")
 

@@ -24,8 +24,8 @@ vms:
 """
 
 
-def installed(lab: Lab, hv: str) -> dict[int, float]:
-    """cookie -> seconds the flow has been installed, as OVS reports it."""
+def installed(lab: Lab, hv: str) -> dict[int, tuple[float, str]]:
+    """cookie -> (seconds the flow has been installed, the flow), as OVS reports it."""
     ovs = lab.ovs(lab.state().hypervisors[hv])
     out = ovs.ofctl("dump-flows", ovs.bridge_mgmt(contract.INTEGRATION_BRIDGE))
     flows = {}
@@ -33,15 +33,34 @@ def installed(lab: Lab, hv: str) -> dict[int, float]:
         cookie = re.search(r"cookie=(0x[0-9a-f]+)", line)
         duration = re.search(r"duration=([0-9.]+)s", line)
         if cookie and duration:
-            flows[int(cookie.group(1), 16)] = float(duration.group(1))
+            flows[int(cookie.group(1), 16)] = (float(duration.group(1)), line.strip())
     return flows
+
+
+def settled_flows(lab: Lab, hv: str, timeout: float = 10.0) -> dict[int, tuple[float, str]]:
+    """The flow table once two dumps half a second apart hold the same flows."""
+    last = installed(lab, hv)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = installed(lab, hv)
+        if now.keys() == last.keys():
+            return now
+        last = now
+    raise AssertionError(f"{hv}: flows still changing after {timeout} s")
+
+
+def changed(before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]]) -> str:
+    gone = [before[c][1] for c in before.keys() - after.keys()]
+    new = [after[c][1] for c in after.keys() - before.keys()]
+    return "\n".join(["gone:", *gone, "new:", *new])
 
 
 def test_killed_controller_keeps_traffic_and_restart_changes_no_flow(make_lab, write_topology):
     lab = make_lab(write_topology(TWO_TENANTS), controller=True)
     wait_in_sync(lab)
     wait_for(lambda: fate(lab, "a1", "a2", timeout=1) is Fate.REACHES, 10, "a1 to reach a2")
-    before = {hv: installed(lab, hv) for hv in ("hv1", "hv2")}
+    before = {hv: settled_flows(lab, hv) for hv in ("hv1", "hv2")}
     assert all(before.values())
     lab.controller_stop(kill=True)
     assert fate(lab, "a1", "a2") is Fate.REACHES  # fail-mode secure: flows keep working
@@ -52,8 +71,10 @@ def test_killed_controller_keeps_traffic_and_restart_changes_no_flow(make_lab, w
     settled = time.monotonic() - restarted
     for hv in ("hv1", "hv2"):
         after = installed(lab, hv)
-        assert after.keys() == before[hv].keys(), f"{hv}: flows changed across the restart"
-        young = [c for c, age in after.items() if age < settled]
+        log = Path(lab.status()["controller"]["log"]).read_text()
+        assert after.keys() == before[hv].keys(), (
+            f"{hv}: flows changed across the restart\n{changed(before[hv], after)}\n{log}")
+        young = [line for age, line in after.values() if age < settled]
         assert young == [], f"{hv}: flows re-installed after the restart: {young}"
     assert fate(lab, "a1", "a2") is Fate.REACHES
 

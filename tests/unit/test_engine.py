@@ -173,3 +173,20 @@ def test_bindings_refused_then_accepted_when_the_conflict_goes():
     h.run(report("hv1", tunnel_port("hv2", 9)))  # a1 unplugged
     assert h.engine.refused["hv2"] == []
     assert h.engine.directory.by_ip("acme/web", "198.51.100.10").iface_id == "twin"
+
+
+def test_restart_with_slow_reconnects_touches_nothing_until_everyone_is_back():
+    before = converged()
+    old1, old2 = before.switches[1], before.switches[2]
+    h = Harness()
+    h.later(5.0)  # switches reconnect with backoff: nobody has reported yet
+    assert not h.engine.released and h.tunnels == {}
+    h.run(report("hv2", A2, tunnel_port("hv1", 9)))  # hv2 first; its tunnel names hv1
+    h.switch_up(2, FakeSwitch(dpid=2, table=dict(old2.table)))
+    h.later(1.0)
+    assert not h.engine.released and h.tunnels == {}  # no tunnel to hv1 deleted meanwhile
+    h.switch_up(1, FakeSwitch(dpid=1, table=dict(old1.table)))
+    h.run(report("hv1", A1, tunnel_port("hv2", 9)))
+    assert h.engine.released
+    assert h.tunnels["hv2"] == {"dv-c0000201": TunnelSpec("192.0.2.1", "hv1")}
+    assert h.switches[1].flow_mods_sent() == [] and h.switches[2].flow_mods_sent() == []
