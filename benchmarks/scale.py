@@ -18,9 +18,10 @@ How:
 - Bindings are fed as the OVSDB manager feeds them: a full HypervisorReport snapshot of one
   hypervisor per change, with its VM ports (the contract's external_ids) and its owned
   tunnel ports to every other hypervisor, posted with `engine.post(OvsdbReport(...))`.
-- The synthetic world: T tenants, each one network (VNIs unique, all on 10.0.0.0/16:
-  tenants may overlap); endpoint g belongs to tenant g % T and sits on one of the S
-  (`--spread`) hypervisors of that tenant, so a tenant's work touches S switches, not N.
+- The synthetic world: T tenants, each one network (VNIs unique, all on 198.51.100.0/24, a
+  documentation range: tenants may overlap); endpoint g belongs to tenant g % T and sits on
+  one of the S (`--spread`) hypervisors of that tenant, so a tenant's work touches S
+  switches, not N.
 
 Phases and figures:
 1. osken_encode_per_s: os-ken builds and serializes a typical L2 flow-mod (match in_port,
@@ -65,7 +66,7 @@ from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, PortInfo
 
 REPO = Path(__file__).resolve().parents[1]
-SUBNET = ipaddress.ip_network("10.0.0.0/16")  # every tenant's network (tenants may overlap)
+SUBNET = ipaddress.ip_network("198.51.100.0/24")  # every tenant's network (they may overlap)
 TEP_BASE = int(ipaddress.ip_address("100.64.0.0"))
 VNI_BASE = 10000
 TUNNEL_OFPORT_BASE = 10000
@@ -683,8 +684,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.endpoints = args.endpoints or 20 * args.switches
     args.tenants = args.tenants or max(1, args.switches // 5)
-    if args.endpoints // args.tenants > SUBNET.num_addresses - 4 - 2 * args.events:
-        print("scale: too many endpoints per tenant for a /16", file=sys.stderr)
+    per_tenant = -(-args.endpoints // args.tenants) + 2 * -(-args.events // args.tenants)
+    if per_tenant > SUBNET.num_addresses - 4:
+        print(f"scale: {per_tenant} endpoints per tenant do not fit {SUBNET} (at most "
+              f"{SUBNET.num_addresses - 4}): use more --tenants", file=sys.stderr)
         return 2
     raise_fd_limit(4 * args.switches + 1024)
     with tempfile.TemporaryDirectory(prefix="dove-scale-") as tmp:
