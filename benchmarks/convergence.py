@@ -232,7 +232,7 @@ def build_unplugged(vm: Vm, hv_netns: str, neighbours: Iterable[Vm] = ()) -> Non
     nodes.sysctl(st.netns, *(f"net.ipv4.neigh.eth0.{s}" for s in ARP_SYSCTLS))
     # The lab's own VM interface set-up (MAC, MTU, address, default route, TX offload off),
     # so these VMs are exactly the lab's; only the plug is left for later.
-    nodes._configure_vm_interface(st)
+    nodes.configure_vm_interface(st)
     batch = "".join(f"neigh replace {n.state.ip} lladdr {n.state.mac} dev eth0 nud reachable\n"
                     for n in neighbours)
     if batch:
