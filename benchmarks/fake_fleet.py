@@ -49,7 +49,8 @@ ONF_EXPERIMENTER_ID = 0x4F4E4600
 ONF_ET_BUNDLE_CONTROL, ONF_ET_BUNDLE_ADD_MESSAGE = 2300, 2301
 ONF_BCT_OPEN_REQUEST, ONF_BCT_COMMIT_REQUEST, ONF_BCT_DISCARD_REQUEST = 0, 4, 6
 OXM_ETH_DST = (0x8000 << 16) | (3 << 9) | 6  # OpenFlow basic class, field 3, no mask, 6 bytes
-CONNECT_TIMEOUT_S, MAX_BACKOFF_S = 10.0, 8.0  # a connect attempt; the longest pause between
+CONNECT_TIMEOUT_S, SILENCE_TIMEOUT_S = 10.0, 10.0  # OVS-like reconnects (see _keep_trying)
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 8.0
 CAPABILITIES = 0x4F  # flow, table, port, group stats; IP reassembly off; queue stats
 
 HEADER = struct.Struct("!BBHI")  # version, type, length, xid
@@ -154,6 +155,7 @@ class FakeSwitch(asyncio.Protocol):
         self.ever_committed = False
         self.attempts = 0  # connect attempts
         self.last_error = ""
+        self.greeted: asyncio.Future[bool] | None = None  # done when the controller's HELLO came
         self.reset_phase()
 
     def reset_phase(self) -> None:
@@ -168,6 +170,8 @@ class FakeSwitch(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.buf = bytearray()
+        self.times.pop("lost", None)
         self.times["connected"] = time.monotonic()
         transport.write(hello())
 
@@ -215,6 +219,8 @@ class FakeSwitch(asyncio.Protocol):
             self._flow_mod(buf, off, now)
         elif mtype == OFPT_HELLO:
             self.times["hello"] = now
+            if self.greeted is not None and not self.greeted.done():
+                self.greeted.set_result(True)
         else:
             self.others += 1
 
@@ -271,6 +277,10 @@ class FakeSwitch(asyncio.Protocol):
     def _close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
     def report(self, detail: bool, names: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -337,18 +347,23 @@ class Fleet:
         return {"op": "connecting", "t0": time.monotonic()}
 
     async def _keep_trying(self, sw: FakeSwitch, deadline: float) -> None:
-        """As OVS's rconn does: retry a failed connect after 1, 2, 4, then every 8 s."""
+        """As OVS's rconn does: a connection whose controller says nothing for 10 s is dropped
+        (that is what happens when the listen backlog overflows: our side is ESTABLISHED,
+        the controller's never was), and a failed one is retried after 1, 2, 4, then 8 s."""
         loop = asyncio.get_running_loop()
-        backoff = 1.0
+        backoff = FIRST_BACKOFF_S
         while time.monotonic() < deadline:
             sw.attempts += 1
+            sw.greeted = loop.create_future()
             try:
                 await asyncio.wait_for(
                     loop.create_connection(lambda: sw, self.host, self.port),
                     timeout=CONNECT_TIMEOUT_S)
+                await asyncio.wait_for(sw.greeted, timeout=SILENCE_TIMEOUT_S)
                 return
             except (OSError, TimeoutError) as exc:
-                sw.last_error = repr(exc)
+                sw.last_error = repr(exc) or type(exc).__name__
+                sw.abort()
             await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
             backoff = min(2 * backoff, MAX_BACKOFF_S)
 

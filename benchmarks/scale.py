@@ -497,6 +497,7 @@ def cold_figures(p: Phase) -> dict[str, Any]:
         "handshakes_done_s": round(max(handshakes), 2) if handshakes else None,
         "switches_connected": len(handshakes),
         "connect_attempts_max": max(s["attempts"] for s in p.switches),
+        "switches_that_reconnected": sum(1 for s in p.switches if s["attempts"] > 1),
         "switches_committed": sum(1 for s in p.switches if s["commits"]),
         "bundles": sum(len(s["commits"]) for s in p.switches),
         "complete": p.waited["done"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
 from benchmarks import fake_fleet
@@ -130,3 +131,30 @@ def test_wait_ends_when_tracked_macs_arrived_and_bundles_are_committed():
 
     answer = asyncio.run(scenario())
     assert answer["done"] and answer["missing_pairs"] == 0 and answer["open_bundles"] == 0
+
+
+def test_a_connection_the_controller_never_greets_is_dropped_and_retried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a full listen backlog looks like from the switch: connected, then silence."""
+    monkeypatch.setattr(fake_fleet, "SILENCE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(fake_fleet, "FIRST_BACKOFF_S", 0.01)
+
+    async def scenario() -> fake_fleet.FakeSwitch:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def controller(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+            if len(accepted) > 1:  # silent to the first connection, greets the second
+                writer.write(fake_fleet.hello())
+
+        server = await asyncio.start_server(controller, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        fleet = fake_fleet.Fleet("127.0.0.1", port, 1, dpid_base=1)
+        await fleet.connect({"within": 5})
+        await asyncio.wait_for(asyncio.gather(*fleet._connecting), timeout=5)
+        fleet.close()
+        server.close()
+        return fleet.switches[0]
+
+    sw = asyncio.run(scenario())
+    assert sw.attempts == 2 and "hello" in sw.times
