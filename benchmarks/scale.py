@@ -1,7 +1,7 @@
 """Controller at scale: the real DoveController against a fleet of fake OpenFlow switches.
 
     python -m benchmarks.scale --switches N --endpoints E --tenants T [--spread S]
-        [--events K] [--rate R] [--timeout S] [--json]
+        [--isolated K1] [--events K] [--rate R] [--timeout S] [--workdir DIR] [--json]
 
 Why: the targets for 1,000 hypervisors (docs/benchmarks.md, "Controller at scale") are about
 the controller alone: how fast the engine, compiler and reconcilers turn bindings into
@@ -32,11 +32,17 @@ Phases and figures:
    switch committed and every endpoint's unicast flow reached every hypervisor hosting its
    tenant. cold_start_s (to the last COMMIT), flowmods_per_s (first flow-mod to last
    COMMIT), flows_per_switch.
-4. paced events: K new VM ports at `--rate` per second; p50_ms/p99_ms from the post of a
+4. isolated events: K1 new VM ports, each posted once the previous one is everywhere: the
+   latency and the flow-mods of one binding with nothing queued.
+5. paced events: K new VM ports at `--rate` per second; p50_ms/p99_ms from the post of a
    binding to the last flow-mod with eth_dst=its MAC on any switch (p99_commit_ms: to the
    COMMIT of that bundle), flowmods_per_event.
-5. burst events: K more as fast as they can be posted; events_per_s = K / (last flow-mod -
-   first post): the rate the controller keeps up with.
+6. burst events: K more as fast as they can be posted; events_per_s = K / (last flow-mod -
+   first post): the rate the controller keeps up with. The engine takes whatever is queued
+   as one batch and recompiles each touched switch once per batch, so how the burst splits
+   into batches moves this figure by up to 2x between runs; cpu_ms_per_event says more.
+Wall-clock figures move with other load on the machine (loadavg_1m is recorded); cpu_s and
+flowmods_per_cpu_s much less.
 """
 
 from __future__ import annotations
@@ -135,13 +141,21 @@ def binding(world: World, g: int) -> Binding:
     return Binding(hv, t, mac, f"vif-{t:04d}-{k:05d}", tuple(sorted(ids.items())))
 
 
-def tunnel_port(remote: int) -> PortInfo:
+def tunnel_template(remote: int) -> PortInfo:
+    """The tunnel port to `remote` as every hypervisor has it, but for its ofport."""
     from ryu_dove.engine import tunnel_port_name
 
     ids = {contract.OWNER: contract.OWNER_VALUE, contract.REMOTE: hv_name(remote)}
-    return PortInfo(tunnel_port_name(tep_ip(remote)), TUNNEL_OFPORT_BASE + remote, "vxlan",
-                    tuple(sorted(ids.items())), (("key", "flow"), ("remote_ip", tep_ip(remote))),
-                    None)
+    return PortInfo(tunnel_port_name(tep_ip(remote)), None, "vxlan", tuple(sorted(ids.items())),
+                    (("key", "flow"), ("remote_ip", tep_ip(remote))), None)
+
+
+def tunnel_ports(hv: int, templates: Sequence[PortInfo]) -> tuple[PortInfo, ...]:
+    """hv's tunnel ports, sorted by name. OVS numbers ports in creation order, so the port to
+    a given remote has a different ofport on each hypervisor (and the flows using it differ)."""
+    n = len(templates)
+    return tuple(PortInfo(t.name, TUNNEL_OFPORT_BASE + (j - hv) % n, t.type, t.external_ids,
+                          t.options, None) for j, t in enumerate(templates) if j != hv)
 
 
 class Hypervisors:
@@ -150,7 +164,8 @@ class Hypervisors:
     def __init__(self, world: World) -> None:
         self.world = world
         n = world.switches
-        self._tunnels = [tunnel_port(j) for j in range(n)]  # a value: the same on every hv
+        templates = [tunnel_template(j) for j in range(n)]
+        self._tunnels = [tunnel_ports(i, templates) for i in range(n)]  # "dv-" sorts first
         self._vms: list[list[PortInfo]] = [[] for _ in range(n)]
         self.hosting: list[set[int]] = [set() for _ in range(world.tenants)]
         self.next_g = 0
@@ -175,9 +190,8 @@ class Hypervisors:
         self.hosting[b.tenant].add(b.hv)
 
     def report(self, i: int) -> HypervisorReport:
-        tunnels = self._tunnels[:i] + self._tunnels[i + 1:]  # "dv-..." sorts before "vif-..."
         return HypervisorReport(f"bench:{hv_name(i)}", hv_name(i), tep_ip(i), "netdev", i + 1,
-                                (*tunnels, *self._vms[i]))
+                                (*self._tunnels[i], *self._vms[i]))
 
 
 # --- the controller, in this process ----------------------------------------------------------
@@ -626,6 +640,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         engine_barrier(app.engine, args.timeout)
         in_sync = sum(1 for rec in list(app.engine.switches.values()) if rec.in_sync)
         fleet_cpu_s = round(fleet.cpu_s(), 2)
+        load_end = round(os.getloadavg()[0], 2)  # before the fleet goes: 2 threads a switch end
     extra = {**baseline, "cpu_s": round(cpu.controller_s(), 2)}
     result = {**headline(cold, paced, burst, extra), **baseline}
     return {
@@ -635,7 +650,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "ingest": ingested, "cold_start": cold, "isolated": single,
         "paced": paced, "burst": burst,
         "switches_in_sync": in_sync, "fleet_cpu_s": fleet_cpu_s,
-        "loadavg_1m": [load_start, round(os.getloadavg()[0], 2)], "code": code_version(),
+        "loadavg_1m": [load_start, load_end], "code": code_version(),
         "machine": machine_facts(), "command": command_line(),
     }
 
@@ -685,7 +700,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.endpoints = args.endpoints or 20 * args.switches
     args.tenants = args.tenants or max(1, args.switches // 5)
-    per_tenant = -(-args.endpoints // args.tenants) + 2 * -(-args.events // args.tenants)
+    events = 2 * args.events + args.isolated
+    per_tenant = -(-args.endpoints // args.tenants) + -(-events // args.tenants)
     if per_tenant > SUBNET.num_addresses - 4:
         print(f"scale: {per_tenant} endpoints per tenant do not fit {SUBNET} (at most "
               f"{SUBNET.num_addresses - 4}): use more --tenants", file=sys.stderr)
