@@ -211,31 +211,15 @@ def start_controller(policy: Path, log_file: Path, ofp_port: int) -> Any:
         "--ovsdb-port", str(free_port()), "--api-port", str(free_port()),
         "--startup-grace", "0.5", "--log-file", str(log_file)])
     cli._setup_logging(args)
-    # As cli._run: app_manager before anything that imports os_ken.controller.
-    from os_ken import cfg
+    try:
+        cli.start_apps(args, timeout=60)
+    except RuntimeError as exc:
+        raise BenchmarkFailed(f"controller did not start: {exc}") from exc
     from os_ken.base import app_manager
 
-    import ryu_dove.app  # noqa: F401  (registers the --dove-* options)
-
-    cfg.CONF(args=cli._oslo_args(args), project="ryu_dove", prog="dove-controller")
-    manager = app_manager.AppManager.get_instance()
-    manager.load_apps(["ryu_dove.app"])
-    contexts = manager.create_contexts()
-    failure: list[BaseException] = []
-
-    def instantiate() -> None:
-        try:
-            manager.instantiate_apps(**contexts)
-        except BaseException as exc:  # reported below
-            failure.append(exc)
-
-    # From a daemon thread every os-ken thread is a daemon: this process can always exit.
-    starter = threading.Thread(target=instantiate, name="osken-start", daemon=True)
-    starter.start()
-    starter.join(timeout=60)
     app = app_manager.lookup_service_brick("DoveController")
-    if failure or app is None:
-        raise BenchmarkFailed(f"controller did not start: {failure[0] if failure else '?'}")
+    if app is None:
+        raise BenchmarkFailed("controller did not start: no DoveController app")
     return app
 
 

@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     return _run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
+def start_apps(args: argparse.Namespace, timeout: float | None = None) -> Any:
+    """Configure os-ken from our arguments and start ryu_dove.app; returns the AppManager.
+
+    Raises RuntimeError when the app failed to start (or did not within `timeout`).
+    """
     # app_manager before anything that imports os_ken.controller: the two import each other.
     # Importing app_manager also registers os-ken's OpenFlow options (--ofp-*).
     from os_ken import cfg
@@ -138,20 +142,30 @@ def _run(args: argparse.Namespace) -> int:
     def instantiate() -> None:
         try:
             manager.instantiate_apps(**contexts)
-        except BaseException as exc:  # reported by the main thread below
+        except BaseException as exc:  # re-raised below, in the caller's thread
             failure.append(exc)
+
+    # Started from a daemon thread, every os-ken thread is a daemon: the process can exit.
+    starter = threading.Thread(target=instantiate, name="osken-start", daemon=True)
+    starter.start()
+    starter.join(timeout)
+    if failure or starter.is_alive():
+        raise RuntimeError(str(failure[0]) if failure else "start-up timed out")
+    return manager
+
+
+def _run(args: argparse.Namespace) -> int:
+    from os_ken.base import app_manager
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: _reload(args.policy, app_manager))
-    # Started from a daemon thread, every os-ken thread is a daemon: the process can exit.
-    starter = threading.Thread(target=instantiate, name="osken-start", daemon=True)
-    starter.start()
-    starter.join()
-    if failure:
-        LOG.error("controller failed to start: %s", failure[0])
-        print(f"dove-controller: failed to start: {failure[0]}", file=sys.stderr)
+    try:
+        manager = start_apps(args)
+    except RuntimeError as exc:
+        LOG.error("controller failed to start: %s", exc)
+        print(f"dove-controller: failed to start: {exc}", file=sys.stderr)
         return 1
     LOG.info("OpenFlow on %s port %d", args.listen, args.ofp_port)
     while not stop.wait(1.0):
