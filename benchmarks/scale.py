@@ -143,7 +143,7 @@ def binding(world: World, g: int) -> Binding:
 
 def tunnel_template(remote: int) -> PortInfo:
     """The tunnel port to `remote` as every hypervisor has it, but for its ofport."""
-    from ryu_dove.engine import tunnel_port_name
+    from ryu_dove.tunnel_ids import tunnel_port_name
 
     ids = {contract.OWNER: contract.OWNER_VALUE, contract.REMOTE: hv_name(remote)}
     return PortInfo(tunnel_port_name(tep_ip(remote)), None, "vxlan", tuple(sorted(ids.items())),

@@ -13,8 +13,6 @@ hypervisors it simply has not heard from yet.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import logging
 import queue
 import threading
@@ -27,10 +25,11 @@ from typing import Any
 from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
 from ryu_dove import bindings, snapshot
-from ryu_dove.compiler import compile_switch
+from ryu_dove.compiler import Compiler
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
 from ryu_dove.policy import Policy
 from ryu_dove.reconciler import Reconciler
+from ryu_dove.tunnel_ids import tunnel_port_name
 
 LOG = logging.getLogger(__name__)
 
@@ -84,14 +83,6 @@ class SnapshotRequest:
     reply: queue.Queue[dict[str, Any]]
 
 
-def tunnel_port_name(remote_ip: str) -> str:
-    """`dv-` + 8 hex digits: the remote IPv4 address, or a hash of an IPv6 one (15-char limit)."""
-    ip = ipaddress.ip_address(remote_ip)
-    if ip.version == 4:
-        return f"dv-{int(ip):08x}"
-    return f"dv-{hashlib.blake2b(ip.packed, digest_size=4).hexdigest()}"
-
-
 class Engine:
     def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
                  timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic) -> None:
@@ -109,7 +100,10 @@ class Engine:
         self._conn_hv: dict[str, str] = {}
         self._gone_since: dict[str, float] = {}
         self.switches: dict[int, Reconciler] = {}
-        self.refused: dict[str, list[bindings.Refusal]] = {}
+        self.refused: dict[str, list[bindings.Refusal]] = {}  # only hypervisors with refusals
+        self.compiler = Compiler()
+        self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
+        self._dpid_hv: dict[int, str] = {}
         self.packet_ins = 0
         self._dirty_flows: set[str] = set()
         self._dirty_tunnels = False
@@ -189,6 +183,7 @@ class Engine:
         self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
+        self._expected[name] = _tunnel_remotes(report)
         hv = Hypervisor(name, report.tep_ip, report.dpid, _tunnel_ofports(report))
         old = self.directory.hypervisor(name)
         if old is None or old.tep_ip != hv.tep_ip:
@@ -197,17 +192,24 @@ class Engine:
         if old != hv:
             self.directory.put_hypervisor(hv)
             self._dirty_flows.add(name)
+            if old is not None and old.dpid is not None:
+                self._dpid_hv.pop(old.dpid, None)
+            if hv.dpid is not None:
+                self._dpid_hv[hv.dpid] = name
         self._resolve(name)
 
     def _resolve(self, name: str, depth: int = 0) -> None:
         """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
         endpoints, refused = bindings.resolve(self.policy, self.directory, name,
                                               self.reports[name].ports)
-        before = {e.port: e for e in self.directory.endpoints() if e.hypervisor == name}
+        before = {e.port: e for e in self.directory.endpoints_on(name)}
         changed = self.directory.replace_endpoints(name, endpoints)
         self._log_endpoint_changes(name, before, {e.port: e for e in endpoints})
         self._log_refusals(name, refused)
-        self.refused[name] = refused
+        if refused:
+            self.refused[name] = refused
+        else:
+            self.refused.pop(name, None)
         if not changed:
             return
         self._dirty_flows.add(name)
@@ -236,9 +238,13 @@ class Engine:
             LOG.info("hypervisor %s left (no OVSDB or OpenFlow for %.0f s)", name, now - since)
             self.reports.pop(name, None)
             self.refused.pop(name, None)
+            self._expected.pop(name, None)
+            if hv is not None and hv.dpid is not None:
+                self._dpid_hv.pop(hv.dpid, None)
             for net in self.directory.remove_hypervisor(name):
                 self._dirty_flows |= self.directory.hosting(net)
             self._dirty_tunnels = True
+            self._forget_unused_parts()
 
     def _on_switch_up(self, dp: Any) -> None:
         name = self._hv_of_dpid(dp.id) or f"dpid {dp.id:016x}"
@@ -281,6 +287,11 @@ class Engine:
         for name in list(self.reports):
             self._resolve(name)
         self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
+        self._forget_unused_parts()
+
+    def _forget_unused_parts(self) -> None:
+        self.compiler.forget((n.key for n in self.policy.networks()),
+                             (hv.name for hv in self.directory.hypervisors()))
 
     # --- desired state ------------------------------------------------------------------
 
@@ -300,7 +311,8 @@ class Engine:
             LOG.warning("starting without hypervisors %s: not heard from in %.0f s",
                         sorted(missing), waited)
         LOG.info("controller synchronised after %.1f s: %d hypervisors, %d endpoints",
-                 waited, len(self.reports), len(self.directory.endpoints()))
+                 waited, len(self.reports),
+                 sum(len(self.directory.endpoints_on(n)) for n in self.reports))
         self.released = True
         self._dirty_tunnels = True
         self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
@@ -309,34 +321,38 @@ class Engine:
 
     def _expected_hypervisors(self) -> set[str]:
         """Hypervisors the switches' own tunnel ports name: they existed before a restart."""
-        return {p.ids()[contract.REMOTE] for r in self.reports.values() for p in r.ports
-                if p.ids().get(contract.OWNER) == contract.OWNER_VALUE
-                and contract.REMOTE in p.ids()}
+        return set().union(*self._expected.values())
 
     def _recompute(self) -> None:
         if not self.released:
             return
         if self._dirty_tunnels:
             self._dirty_tunnels = False
+            everyone = self._all_tunnels()
             for hv in self.directory.hypervisors():
-                self._write_tunnels(hv.name, self.desired_tunnels(hv.name))
+                self._write_tunnels(hv.name, {port: spec for port, spec in everyone.items()
+                                              if spec.remote != hv.name})
         dirty, self._dirty_flows = self._dirty_flows, set()
         for name in sorted(dirty):
             known = self.directory.hypervisor(name)
             rec = self.switches.get(known.dpid) if known and known.dpid is not None else None
             if rec is not None:
                 rec.name = name
-                rec.set_desired(compile_switch(self.policy, self.directory, name))
+                rec.set_desired(self.compiler.switch(self.policy, self.directory, name))
 
     def desired_tunnels(self, name: str) -> dict[str, TunnelSpec]:
+        return {port: spec for port, spec in self._all_tunnels().items() if spec.remote != name}
+
+    def _all_tunnels(self) -> dict[str, TunnelSpec]:
+        """Every hypervisor's tunnel port, by name: each other hypervisor has all but its own."""
         return {tunnel_port_name(hv.tep_ip): TunnelSpec(hv.tep_ip, hv.name)
-                for hv in self.directory.hypervisors() if hv.name != name}
+                for hv in self.directory.hypervisors()}
 
     def ovsdb_connected(self, name: str) -> bool:
         return name in self._conn_hv.values()
 
     def _hv_of_dpid(self, dpid: int) -> str | None:
-        return next((hv.name for hv in self.directory.hypervisors() if hv.dpid == dpid), None)
+        return self._dpid_hv.get(dpid)
 
     # --- telling the operator -----------------------------------------------------------
 
@@ -360,6 +376,12 @@ class Engine:
 
     def _snapshot(self) -> dict[str, Any]:
         return snapshot.build(self)
+
+
+def _tunnel_remotes(report: HypervisorReport) -> frozenset[str]:
+    return frozenset(p.ids()[contract.REMOTE] for p in report.ports
+                     if p.ids().get(contract.OWNER) == contract.OWNER_VALUE
+                     and contract.REMOTE in p.ids())
 
 
 def _tunnel_ofports(report: HypervisorReport) -> Mapping[str, int]:

@@ -22,18 +22,18 @@ IN_PORT = 0xFFFFFFF8  # OFPP_IN_PORT: send back where it came from
 MatchValue = int | str | tuple[int, int] | tuple[str, str]  # value or (value, mask)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Output:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SetField:
     field: str
     value: int | str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Move:
     """Copy n_bits of one field to another (Nicira reg_move), e.g. eth_src -> eth_dst."""
 
@@ -45,7 +45,7 @@ class Move:
 Action = Output | SetField | Move
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Flow:
     stage: Stage
     priority: int
@@ -56,6 +56,9 @@ class Flow:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cookie", _cookie(self))
+
+    def __hash__(self) -> int:
+        return self.cookie  # a hash of the whole content already: sets of flows stay cheap
 
     @property
     def match_dict(self) -> dict[str, MatchValue]:

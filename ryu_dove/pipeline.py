@@ -22,6 +22,7 @@ class StageSpec:
 # Register contract (docs/pipeline.md): set in in_classify, read downstream.
 REG_NETWORK = "reg0"  # VNI of the packet's network
 REG_FROM_TUNNEL = "reg1"  # 1 when the packet arrived from another hypervisor
+REG_REMOTE = "reg2"  # the remote hypervisor a unicast frame is for (ryu_dove.tunnel_ids)
 
 
 class Stage(Enum):
@@ -39,7 +40,10 @@ class Stage(Enum):
     IN_L2_LOOKUP = StageSpec(
         30, "destination MAC -> local port or remote hypervisor's tunnel; BUM to the "
             "network's local ports and hosting hypervisors; unknown dropped",
-        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_dst"}), ())
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_dst"}), ("OUT_TUNNEL",))
+    OUT_TUNNEL = StageSpec(
+        40, "remote hypervisor in reg2 -> the tunnel port to it; no tunnel yet: dropped",
+        frozenset({REG_REMOTE}), ())
 
     @property
     def table(self) -> int:
@@ -47,7 +51,7 @@ class Stage(Enum):
 
     @property
     def cookie_id(self) -> int:
-        return list(Stage).index(self) + 1
+        return _COOKIE_IDS[self]
 
     @classmethod
     def by_table(cls, table: int) -> Stage:
@@ -55,6 +59,9 @@ class Stage(Enum):
             if stage.table == table:
                 return stage
         raise KeyError(f"no stage uses table {table}")
+
+
+_COOKIE_IDS = {stage: i for i, stage in enumerate(Stage, start=1)}
 
 
 def allowed_next(stage: Stage) -> tuple[Stage, ...]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -68,9 +68,17 @@ class Reconciler:
     def start(self) -> None:
         self._dump()
 
-    def set_desired(self, flows: frozenset[Flow]) -> None:
-        self.desired = {f.cookie: f for f in flows}
-        self.rejected &= set(self.desired)
+    def set_desired(self, flows: Mapping[int, Flow] | Iterable[Flow]) -> None:
+        """The switch's whole desired flow set, as cookie -> flow or as flows. A dict is kept
+        as it is (not copied): the caller hands it over."""
+        if isinstance(flows, dict):
+            self.desired = flows
+        elif isinstance(flows, Mapping):
+            self.desired = dict(flows)
+        else:
+            self.desired = {f.cookie: f for f in flows}
+        if self.rejected:
+            self.rejected = {c for c in self.rejected if c in self.desired}
         self._push()
 
     def release(self) -> None:
@@ -136,13 +144,13 @@ class Reconciler:
     @property
     def in_sync(self) -> bool:
         return (self.phase is Phase.IDLE and self.desired is not None
-                and set(self.desired) == self.installed)
+                and self.desired.keys() == self.installed)
 
     def _push(self) -> None:
         if self.phase is not Phase.IDLE or self.desired is None or self.hold:
             return
-        adds = set(self.desired) - self.installed - self.rejected
-        deletes = self.installed - set(self.desired)
+        adds = self.desired.keys() - self.installed - self.rejected
+        deletes = self.installed - self.desired.keys()
         if adds or deletes:
             self._send_bundle(adds, deletes)
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ryu_dove.compiler import GATEWAY_MAC, compile_switch
+from ryu_dove.compiler import GATEWAY_MAC, Compiler, compile_switch
 from ryu_dove.directory import Endpoint, Hypervisor, MemoryDirectory
 from ryu_dove.flows import Flow, FlowError, check_flow, flow, is_ours
 from ryu_dove.pipeline import Stage
@@ -441,3 +441,50 @@ def test_tunnel_traffic_reaches_only_local_ports_of_its_network(
             local = {e.ofport for e in endpoints if e.hypervisor == hv and e.network == network}
             frame = ipv4("02:ff:00:00:00:01", BROADCAST_MAC, "198.51.100.62", "198.51.100.63")
             assert ports(fabric.receive(hv, remote, vni, frame)) == local
+
+
+# --- shared parts and the incremental compiler ---------------------------------------------
+
+def test_a_remote_endpoint_has_the_same_flow_on_every_hypervisor() -> None:
+    directory = build_directory()
+    cookies = {hv: {f.cookie for f in compile_switch(POLICY, directory, hv)
+                    if dict(f.match).get("eth_dst") == WEB3.mac}
+               for hv in ("hv1", "hv4")}
+    assert cookies["hv1"] == cookies["hv4"] and len(cookies["hv1"]) == 1
+
+
+def test_no_tunnel_to_a_hypervisor_drops_its_unicast() -> None:
+    directory = build_directory()
+    directory.put_hypervisor(dataclasses.replace(hypervisor("hv1"), tunnels=MappingProxyType(
+        {"hv3": tunnel("hv3"), "hv4": tunnel("hv4")})))  # the tunnel to hv2 is not there yet
+    switch = FakeSwitch(compile_switch(POLICY, directory, "hv1"))
+    assert switch.process(to(WEB1, WEB3), in_port=WEB1.ofport) == []
+    assert fate(switch.process(to(WEB1, WEB4), in_port=WEB1.ofport)) == {tunnel("hv4"): 5001}
+
+
+changes = st.lists(st.tuples(st.sampled_from(("put", "drop", "tunnels")),
+                             st.sampled_from(ALL), st.sampled_from(HVS)), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(changes)
+def test_incremental_compiler_agrees_with_a_fresh_compile(
+        steps: list[tuple[str, Endpoint, str]]) -> None:
+    """One long-lived Compiler reuses parts across changes; it must never serve stale ones."""
+    directory = build_directory()
+    compiler = Compiler()
+    for op, ep, hv in steps:
+        on_hv = list(directory.endpoints_on(hv))
+        if op == "put":
+            moved = dataclasses.replace(ep, hypervisor=hv, port=f"{ep.port}-{hv}")
+            directory.replace_endpoints(hv, [*on_hv, moved])
+        elif op == "drop" and on_hv:
+            directory.replace_endpoints(hv, on_hv[1:])
+        elif op == "tunnels":  # the tunnel ports were re-created: new ofports
+            old = directory.hypervisor(hv)
+            assert old is not None
+            directory.put_hypervisor(dataclasses.replace(old, tunnels=MappingProxyType(
+                {r: p + 50 for r, p in old.tunnels.items()})))
+        for name in HVS:
+            assert set(compiler.switch(POLICY, directory, name).values()) == \
+                compile_switch(POLICY, directory, name)

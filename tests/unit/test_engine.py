@@ -16,9 +16,9 @@ from ryu_dove.engine import (
     SwitchMessage,
     SwitchUp,
     Timing,
-    tunnel_port_name,
 )
 from ryu_dove.policy import load_policy
+from ryu_dove.tunnel_ids import tunnel_port_name
 from tests.fakeswitch import FakeSwitch
 
 POLICY = load_policy([str(Path(__file__).resolve().parents[2] / "policies" / "example.yaml")])
@@ -171,7 +171,7 @@ def test_bindings_refused_then_accepted_when_the_conflict_goes():
     assert [r.iface_id for r in refused] == ["twin"]
     assert "198.51.100.10 is bound on hv1" in refused[0].reason
     h.run(report("hv1", tunnel_port("hv2", 9)))  # a1 unplugged
-    assert h.engine.refused["hv2"] == []
+    assert h.engine.refused.get("hv2", []) == []
     assert h.engine.directory.by_ip("acme/web", "198.51.100.10").iface_id == "twin"
 
 
