@@ -690,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scale: {per_tenant} endpoints per tenant do not fit {SUBNET} (at most "
               f"{SUBNET.num_addresses - 4}): use more --tenants", file=sys.stderr)
         return 2
+    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))  # EXPERIMENT
     raise_fd_limit(4 * args.switches + 1024)
     with tempfile.TemporaryDirectory(prefix="dove-scale-") as tmp:
         workdir = args.workdir or Path(tmp)

@@ -5,7 +5,10 @@ Plain immutable values with no OVS imports, so the controller can use them witho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,13 @@ class PortInfo:
     options: tuple[tuple[str, str], ...]  # sorted by key
     error: str | None  # ovs-vswitchd's complaint about this interface, if any
 
-    def ids(self) -> dict[str, str]:
-        return dict(self.external_ids)
+    def ids(self) -> Mapping[str, str]:
+        """external_ids as a mapping, built once per port (the controller asks often)."""
+        return self._ids
+
+    @cached_property
+    def _ids(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.external_ids))
 
     def opts(self) -> dict[str, str]:
         return dict(self.options)

@@ -31,20 +31,33 @@ def is_vm_port(port: PortInfo) -> bool:
     return contract.NETWORK in port.ids()
 
 
+PortMemo = dict[PortInfo, "Endpoint | str"]  # a port as reported -> its endpoint or refusal
+
+
 def resolve(policy: Policy, directory: Directory, hypervisor: str,
-            ports: Iterable[PortInfo]) -> tuple[list[Endpoint], list[Refusal]]:
+            ports: Iterable[PortInfo], memo: PortMemo | None = None,
+            ) -> tuple[list[Endpoint], list[Refusal]]:
     """Endpoints for the VM ports of one hypervisor, and the bindings refused, with why.
 
     Conflicts are judged against endpoints of *other* hypervisors in the directory: the
     address or MAC bound first keeps it (a migrating VM's new port waits until the old one
-    is unplugged).
+    is unplugged). `memo` (per hypervisor and policy) holds each port's own verdict from the
+    previous report and is replaced by this report's ports: a report re-checks only the
+    ports that changed.
     """
     endpoints: list[Endpoint] = []
     refused: list[Refusal] = []
+    previous = dict(memo or {})
+    if memo is not None:
+        memo.clear()
     for port in ports:
         if not is_vm_port(port) or port.ofport is None or port.ofport <= 0:
             continue  # not a VM port, or OVS has not numbered it yet
-        ep_or_reason = _endpoint(policy, hypervisor, port)
+        ep_or_reason = previous.get(port)
+        if ep_or_reason is None:
+            ep_or_reason = _endpoint(policy, hypervisor, port)
+        if memo is not None:
+            memo[port] = ep_or_reason
         if isinstance(ep_or_reason, str):
             refused.append(_refusal(hypervisor, port, ep_or_reason))
             continue

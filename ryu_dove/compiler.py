@@ -84,6 +84,18 @@ class Compiler:
         self._hv_parts: dict[tuple[str, str], tuple[NetworkPart, Hypervisor, FlowSet]] = {}
 
     def switch(self, policy: Policy, directory: Directory, name: str) -> dict[int, Flow]:
+        return dict(self.switches(policy, directory, [name]))[name]
+
+    def switches(self, policy: Policy, directory: Directory,
+                 names: Iterable[str]) -> Iterator[tuple[str, dict[int, Flow]]]:
+        """Each named switch's flows (a new dict each); every network's part is checked
+        against the directory once per call, however many of the switches host it."""
+        checked: dict[str, NetworkPart] = {}
+        for name in names:
+            yield name, self._switch(policy, directory, name, checked)
+
+    def _switch(self, policy: Policy, directory: Directory, name: str,
+                checked: dict[str, NetworkPart]) -> dict[int, Flow]:
         hv = directory.hypervisor(name)
         if hv is None:
             return {}
@@ -97,7 +109,9 @@ class Compiler:
             net = policy.network(key)
             if net is None:
                 continue
-            part = self.network_part(net, directory)
+            part = checked.get(key)
+            if part is None:
+                part = checked[key] = self.network_part(net, directory)
             flows.update(self._hypervisor_part(part, hv))
             keys.update(part.keys)
         for remote, rkey in sorted(keys.items()):

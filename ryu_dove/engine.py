@@ -104,6 +104,7 @@ class Engine:
         self.compiler = Compiler()
         self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
         self._dpid_hv: dict[int, str] = {}
+        self._port_memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
         self.packet_ins = 0
         self._dirty_flows: set[str] = set()
         self._dirty_tunnels = False
@@ -183,8 +184,8 @@ class Engine:
         self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
-        self._expected[name] = _tunnel_remotes(report)
-        hv = Hypervisor(name, report.tep_ip, report.dpid, _tunnel_ofports(report))
+        self._expected[name], ofports = _tunnel_ports(report)
+        hv = Hypervisor(name, report.tep_ip, report.dpid, ofports)
         old = self.directory.hypervisor(name)
         if old is None or old.tep_ip != hv.tep_ip:
             LOG.info("hypervisor %s joined with TEP %s", name, hv.tep_ip)
@@ -200,8 +201,9 @@ class Engine:
 
     def _resolve(self, name: str, depth: int = 0) -> None:
         """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
+        memo = self._port_memo.setdefault(name, {})
         endpoints, refused = bindings.resolve(self.policy, self.directory, name,
-                                              self.reports[name].ports)
+                                              self.reports[name].ports, memo)
         before = {e.port: e for e in self.directory.endpoints_on(name)}
         changed = self.directory.replace_endpoints(name, endpoints)
         self._log_endpoint_changes(name, before, {e.port: e for e in endpoints})
@@ -239,6 +241,7 @@ class Engine:
             self.reports.pop(name, None)
             self.refused.pop(name, None)
             self._expected.pop(name, None)
+            self._port_memo.pop(name, None)
             if hv is not None and hv.dpid is not None:
                 self._dpid_hv.pop(hv.dpid, None)
             for net in self.directory.remove_hypervisor(name):
@@ -284,6 +287,7 @@ class Engine:
             return
         LOG.info("policy reloaded from %s", ", ".join(policy.sources))
         self.policy = policy
+        self._port_memo.clear()
         for name in list(self.reports):
             self._resolve(name)
         self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
@@ -333,12 +337,16 @@ class Engine:
                 self._write_tunnels(hv.name, {port: spec for port, spec in everyone.items()
                                               if spec.remote != hv.name})
         dirty, self._dirty_flows = self._dirty_flows, set()
+        connected = {}
         for name in sorted(dirty):
             known = self.directory.hypervisor(name)
             rec = self.switches.get(known.dpid) if known and known.dpid is not None else None
             if rec is not None:
-                rec.name = name
-                rec.set_desired(self.compiler.switch(self.policy, self.directory, name))
+                connected[name] = rec
+        for name, flows in self.compiler.switches(self.policy, self.directory, connected):
+            rec = connected[name]
+            rec.name = name
+            rec.set_desired(flows)
 
     def desired_tunnels(self, name: str) -> dict[str, TunnelSpec]:
         return {port: spec for port, spec in self._all_tunnels().items() if spec.remote != name}
@@ -378,17 +386,16 @@ class Engine:
         return snapshot.build(self)
 
 
-def _tunnel_remotes(report: HypervisorReport) -> frozenset[str]:
-    return frozenset(p.ids()[contract.REMOTE] for p in report.ports
-                     if p.ids().get(contract.OWNER) == contract.OWNER_VALUE
-                     and contract.REMOTE in p.ids())
-
-
-def _tunnel_ofports(report: HypervisorReport) -> Mapping[str, int]:
-    ports = {}
+def _tunnel_ports(report: HypervisorReport) -> tuple[frozenset[str], Mapping[str, int]]:
+    """The hypervisors this one's own tunnel ports lead to, and the ofports of those
+    numbered already. One pass: a report holds a tunnel port per other hypervisor."""
+    remotes, ofports = set(), {}
     for p in report.ports:
         ids = p.ids()
-        if ids.get(contract.OWNER) == contract.OWNER_VALUE and contract.REMOTE in ids \
-                and p.ofport is not None and p.ofport > 0:
-            ports[ids[contract.REMOTE]] = p.ofport
-    return MappingProxyType(dict(sorted(ports.items())))
+        remote = ids.get(contract.REMOTE)
+        if remote is None or ids.get(contract.OWNER) != contract.OWNER_VALUE:
+            continue
+        remotes.add(remote)
+        if p.ofport is not None and p.ofport > 0:
+            ofports[remote] = p.ofport
+    return frozenset(remotes), MappingProxyType(dict(sorted(ofports.items())))

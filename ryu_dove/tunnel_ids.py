@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1 << 16)
 def remote_key(tep_ip: str) -> int:
     """The TEP itself for IPv4; 32 bits of a hash of an IPv6 TEP (port names must fit 15)."""
     ip = ipaddress.ip_address(tep_ip)
