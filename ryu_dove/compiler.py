@@ -140,7 +140,8 @@ class Compiler:
 
     def _hypervisor_part(self, part: NetworkPart, hv: Hypervisor) -> FlowSet:
         cached = self._hv_parts.get((hv.name, part.net.key))
-        if cached is not None and cached[0] is part and cached[1] == hv:
+        # Identity, not equality: comparing tunnel maps costs O(hypervisors) per lookup.
+        if cached is not None and cached[0] is part and cached[1] is hv:
             return cached[2]
         flows = _specialise(part, hv)
         self._hv_parts[(hv.name, part.net.key)] = (part, hv, flows)
