@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import gc
 import ipaddress
 import json
 import math
@@ -240,6 +241,26 @@ def engine_barrier(engine: Any, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise BenchmarkFailed(f"engine busy for more than {timeout:.0f} s")
             time.sleep(0.005)
+
+
+class GcMeter:
+    """Wall time spent in the garbage collector, per generation (all threads of this process)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._start
+            self.count[info["generation"]] += 1
+
+    def figures(self) -> dict[str, Any]:
+        return {"gc_s": [round(s, 2) for s in self.seconds], "gc_collections": self.count}
 
 
 class CpuMeter:
@@ -611,7 +632,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     policy.write_text(world.policy_yaml())
     ofp_port = free_port()
     app = start_controller(policy, workdir / "controller.log", ofp_port)
-    cpu = CpuMeter()
+    cpu, gc_meter = CpuMeter(), GcMeter()
     with fleet_process(ofp_port, world.switches, workdir) as fleet:
         b = Bench(args, world, Hypervisors(world), app.engine, fleet, cpu)
         ingested = ingest(b)
@@ -633,7 +654,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "targets": verdicts(result),
         "ingest": ingested, "cold_start": cold, "isolated": single,
         "paced": paced, "burst": burst,
-        "switches_in_sync": in_sync, "fleet_cpu_s": fleet_cpu_s,
+        "switches_in_sync": in_sync, "fleet_cpu_s": fleet_cpu_s, **gc_meter.figures(),
         "loadavg_1m": [load_start, load_end], "code": code_version(),
         "machine": machine_facts(), "command": command_line(),
     }
@@ -690,7 +711,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scale: {per_tenant} endpoints per tenant do not fit {SUBNET} (at most "
               f"{SUBNET.num_addresses - 4}): use more --tenants", file=sys.stderr)
         return 2
-    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))  # EXPERIMENT
     raise_fd_limit(4 * args.switches + 1024)
     with tempfile.TemporaryDirectory(prefix="dove-scale-") as tmp:
         workdir = args.workdir or Path(tmp)

@@ -11,9 +11,11 @@ A switch's flows are the union of:
 
 Because the shared part names hypervisors by key instead of by this switch's tunnel ofport,
 one endpoint's flows are the same objects (same cookie, same encoded bytes) on every
-hypervisor: an endpoint event costs a dictionary update per hosting hypervisor, not a
-recompile, and each distinct flow is built and encoded once. Flow builders are memoised; the
-`Compiler` keeps parts between calls and rebuilds only those whose inputs changed.
+hypervisor, and each distinct flow is built and encoded once (the builders are memoised).
+The `Compiler` keeps the parts between calls, rebuilds only those whose inputs changed, and
+keeps each switch's flows as the union of its parts (`SwitchFlows`): a changed part costs
+work in proportion to that part, and the change is reported as the cookies that moved, so an
+endpoint event costs each hosting hypervisor a few dictionary updates, not a recompile.
 
 `compile_switch(policy, directory, hv)` is the whole computation for one switch (no I/O,
 no clock). Stages and registers: ryu_dove.pipeline and docs/pipeline.md.
@@ -53,6 +55,7 @@ P_DEFAULT, P_NORMAL, P_SPECIFIC = 0, 100, 110
 MEMO = 1 << 18  # distinct flows kept per builder; a miss costs one rebuild
 
 FlowSet = Mapping[int, Flow]  # cookie -> flow
+PartKey = tuple[str, str]  # ("defaults" | "endpoint" | "network" | "tunnel", name)
 
 
 def compile_switch(policy: Policy, directory: Directory, hypervisor: str) -> frozenset[Flow]:
@@ -76,50 +79,105 @@ class NetworkPart:
         return (name for name, _ in self.keys)
 
 
+class SwitchFlows:
+    """One switch's desired flows as the union of its parts, updated part by part.
+
+    `flows` is the live result (cookie -> flow). A flow may belong to two parts (it should
+    not, but a directory in flux may make it so); it stays while any part holds it.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[PartKey, FlowSet] = {}
+        self.flows: dict[int, Flow] = {}
+        self._shared: dict[int, int] = {}  # cookie -> how many more parts hold it
+
+    def update(self, parts: dict[PartKey, FlowSet]) -> set[int]:
+        """Make the parts these; returns the cookies added to or removed from `flows`."""
+        changed: set[int] = set()
+        old_parts, self.parts = self.parts, parts
+        for key, new in parts.items():
+            old = old_parts.get(key)
+            if old is new:
+                continue
+            if old is None:
+                for cookie, f in new.items():
+                    self._add(cookie, f, changed)
+                continue
+            for cookie in old.keys() - new.keys():
+                self._remove(cookie, changed)
+            for cookie in new.keys() - old.keys():
+                self._add(cookie, new[cookie], changed)
+        for key in old_parts.keys() - parts.keys():
+            for cookie in old_parts[key]:
+                self._remove(cookie, changed)
+        return changed
+
+    def _add(self, cookie: int, f: Flow, changed: set[int]) -> None:
+        if cookie in self.flows:
+            self._shared[cookie] = self._shared.get(cookie, 0) + 1
+        else:
+            self.flows[cookie] = f
+            changed.add(cookie)
+
+    def _remove(self, cookie: int, changed: set[int]) -> None:
+        more = self._shared.get(cookie, 0)
+        if more > 1:
+            self._shared[cookie] = more - 1
+        elif more == 1:
+            del self._shared[cookie]
+        else:
+            del self.flows[cookie]
+            changed.add(cookie)
+
+
 class Compiler:
     """Builds switches from parts, keeping the parts whose inputs did not change."""
 
     def __init__(self) -> None:
         self._parts: dict[str, NetworkPart] = {}
         self._hv_parts: dict[tuple[str, str], tuple[NetworkPart, Hypervisor, FlowSet]] = {}
+        self._switches: dict[str, SwitchFlows] = {}
 
     def switch(self, policy: Policy, directory: Directory, name: str) -> dict[int, Flow]:
-        return dict(self.switches(policy, directory, [name]))[name]
+        """One switch's flows (a copy)."""
+        return {c: f for _, sw, _ in self.switches(policy, directory, [name])
+                for c, f in sw.flows.items()}
 
-    def switches(self, policy: Policy, directory: Directory,
-                 names: Iterable[str]) -> Iterator[tuple[str, dict[int, Flow]]]:
-        """Each named switch's flows (a new dict each); every network's part is checked
-        against the directory once per call, however many of the switches host it."""
+    def switches(self, policy: Policy, directory: Directory, names: Iterable[str],
+                 ) -> Iterator[tuple[str, SwitchFlows, set[int]]]:
+        """Bring each named switch up to date: (name, its flows, the cookies that changed).
+        Every network's part is checked against the directory once per call, however
+        many of the switches host it."""
         checked: dict[str, NetworkPart] = {}
         for name in names:
-            yield name, self._switch(policy, directory, name, checked)
+            sw = self._switches.setdefault(name, SwitchFlows())
+            yield name, sw, sw.update(self._parts_of(policy, directory, name, checked))
 
-    def _switch(self, policy: Policy, directory: Directory, name: str,
-                checked: dict[str, NetworkPart]) -> dict[int, Flow]:
+    def _parts_of(self, policy: Policy, directory: Directory, name: str,
+                  checked: dict[str, NetworkPart]) -> dict[PartKey, FlowSet]:
         hv = directory.hypervisor(name)
         if hv is None:
             return {}
-        flows = dict(DEFAULTS)
+        parts: dict[PartKey, FlowSet] = {("defaults", ""): DEFAULTS}
         for ep in directory.endpoints_on(name):
             net = policy.network(ep.network)
             if net is not None:
-                flows.update(_endpoint_flows(ep, net.vni))
+                parts[("endpoint", ep.port)] = _endpoint_flows(ep, net.vni)
         keys: dict[str, int] = {}
-        for key in sorted(directory.networks_on(name)):
+        for key in directory.networks_on(name):
             net = policy.network(key)
             if net is None:
                 continue
             part = checked.get(key)
             if part is None:
                 part = checked[key] = self.network_part(net, directory)
-            flows.update(self._hypervisor_part(part, hv))
+            parts[("network", key)] = self._hypervisor_part(part, hv)
             keys.update(part.keys)
-        for remote, rkey in sorted(keys.items()):
+        for remote, rkey in keys.items():
             ofport = hv.tunnels.get(remote)
             if remote != name and ofport is not None:
-                f = _to_tunnel(rkey, ofport)
-                flows[f.cookie] = f
-        return flows
+                parts[("tunnel", remote)] = _to_tunnel(rkey, ofport)
+        return parts
 
     def network_part(self, net: Network, directory: Directory) -> NetworkPart:
         members = directory.endpoints(net.key)
@@ -137,6 +195,7 @@ class Compiler:
         self._parts = {k: p for k, p in self._parts.items() if k in nets}
         self._hv_parts = {k: v for k, v in self._hv_parts.items()
                           if k[0] in hvs and k[1] in nets}
+        self._switches = {k: v for k, v in self._switches.items() if k in hvs}
 
     def _hypervisor_part(self, part: NetworkPart, hv: Hypervisor) -> FlowSet:
         cached = self._hv_parts.get((hv.name, part.net.key))
@@ -276,8 +335,8 @@ def _local_unicast(vni: int, mac: str, ofport: int) -> Flow:
 
 
 @lru_cache(maxsize=MEMO)
-def _to_tunnel(rkey: int, ofport: int) -> Flow:
-    return _check(flow(Stage.OUT_TUNNEL, P_NORMAL, {REG_REMOTE: rkey}, [Output(ofport)]))
+def _to_tunnel(rkey: int, ofport: int) -> FlowSet:
+    return _checked([flow(Stage.OUT_TUNNEL, P_NORMAL, {REG_REMOTE: rkey}, [Output(ofport)])])
 
 
 @lru_cache(maxsize=MEMO)

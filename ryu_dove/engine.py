@@ -343,10 +343,14 @@ class Engine:
             rec = self.switches.get(known.dpid) if known and known.dpid is not None else None
             if rec is not None:
                 connected[name] = rec
-        for name, flows in self.compiler.switches(self.policy, self.directory, connected):
+        for name, flows, changed in self.compiler.switches(self.policy, self.directory,
+                                                           connected):
             rec = connected[name]
             rec.name = name
-            rec.set_desired(flows)
+            if rec.desired is not flows.flows:
+                rec.set_desired(flows.flows)  # a new connection: diff everything
+            elif changed:
+                rec.changed(changed)
 
     def desired_tunnels(self, name: str) -> dict[str, TunnelSpec]:
         return {port: spec for port, spec in self._all_tunnels().items() if spec.remote != name}

@@ -2,8 +2,10 @@
 
 It learns what the switch has by dumping its flows (never by clearing them), diffs by cookie
 (a flow's cookie is a hash of its whole content, see ryu_dove.flows), and sends the deletes
-and adds as one atomic, ordered OpenFlow bundle. Replies arrive as events on the engine
-thread, which owns every reconciler; nothing here blocks.
+and adds as one atomic, ordered OpenFlow bundle. After a full diff (on connect, on a new
+desired set, after an error) it diffs only the cookies it is told changed, so an update
+costs in proportion to the change, not to the switch's thousands of flows. Replies arrive
+as events on the engine thread, which owns every reconciler; nothing here blocks.
 
 If the switch reports an error for any message of a bundle, the reconciler forgets what it
 believed was installed and dumps the flows again: the next diff repairs whatever happened.
@@ -53,7 +55,8 @@ class Reconciler:
         self._xids = itertools.count(XID_BASE)
         self._bundle_ids = itertools.count(1)
         self.phase = Phase.DUMPING
-        self.desired: dict[int, Flow] | None = None  # None: not computed yet
+        self.desired: Mapping[int, Flow] | None = None  # None: not computed yet
+        self._changed: set[int] | None = None  # cookies to re-diff; None: all of them
         self.installed: set[int] = set()
         self.foreign = 0
         self.hold = False  # True while the controller is still learning (startup grace)
@@ -69,16 +72,19 @@ class Reconciler:
         self._dump()
 
     def set_desired(self, flows: Mapping[int, Flow] | Iterable[Flow]) -> None:
-        """The switch's whole desired flow set, as cookie -> flow or as flows. A dict is kept
-        as it is (not copied): the caller hands it over."""
-        if isinstance(flows, dict):
-            self.desired = flows
-        elif isinstance(flows, Mapping):
-            self.desired = dict(flows)
-        else:
-            self.desired = {f.cookie: f for f in flows}
+        """The switch's whole desired flow set, as cookie -> flow or as flows. A mapping is
+        kept as it is, not copied: the caller may change it later and then tells which
+        cookies it changed with `changed()`."""
+        self.desired = flows if isinstance(flows, Mapping) else {f.cookie: f for f in flows}
+        self._changed = None
         if self.rejected:
             self.rejected = {c for c in self.rejected if c in self.desired}
+        self._push()
+
+    def changed(self, cookies: Iterable[int]) -> None:
+        """These cookies were added to or removed from the desired mapping."""
+        if self._changed is not None:
+            self._changed.update(cookies)
         self._push()
 
     def release(self) -> None:
@@ -95,6 +101,7 @@ class Reconciler:
         cookies = [s.cookie for part in self._dump_parts for s in part.body]
         self._dump_parts = []
         self.installed = {c for c in cookies if is_ours(c)}
+        self._changed = None
         self.foreign = len(cookies) - len(self.installed)
         if self.foreign:
             LOG.warning("%s: %d flows on br-int are not ryu_dove's (left alone)",
@@ -111,7 +118,8 @@ class Reconciler:
         if b.failed:
             self._resync("an error was reported for the bundle")
             return
-        self.installed = (self.installed - b.deletes) | b.adds
+        self.installed -= b.deletes
+        self.installed |= b.adds
         self.stats.bundles += 1
         self.stats.last_commit_s = self._clock() - b.sent_at
         LOG.info("%s: bundle %d committed: +%d -%d flows in %.1f ms", self.name, b.id,
@@ -149,8 +157,16 @@ class Reconciler:
     def _push(self) -> None:
         if self.phase is not Phase.IDLE or self.desired is None or self.hold:
             return
-        adds = self.desired.keys() - self.installed - self.rejected
-        deletes = self.installed - self.desired.keys()
+        desired, installed = self.desired, self.installed
+        if self._changed is None:
+            adds = desired.keys() - installed - self.rejected
+            deletes = installed - desired.keys()
+        else:
+            adds = {c for c in self._changed if c in desired and c not in installed}
+            adds -= self.rejected
+            deletes = {c for c in self._changed if c not in desired and c in installed}
+            self.rejected -= {c for c in self._changed if c not in desired}
+        self._changed = set()
         if adds or deletes:
             self._send_bundle(adds, deletes)
 

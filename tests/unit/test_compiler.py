@@ -473,6 +473,7 @@ def test_incremental_compiler_agrees_with_a_fresh_compile(
     """One long-lived Compiler reuses parts across changes; it must never serve stale ones."""
     directory = build_directory()
     compiler = Compiler()
+    mirrors: dict[str, dict[int, Flow]] = {}
     for op, ep, hv in steps:
         on_hv = list(directory.endpoints_on(hv))
         if op == "put":
@@ -485,6 +486,14 @@ def test_incremental_compiler_agrees_with_a_fresh_compile(
             assert old is not None
             directory.put_hypervisor(dataclasses.replace(old, tunnels=MappingProxyType(
                 {r: p + 50 for r, p in old.tunnels.items()})))
-        for name in HVS:
-            assert set(compiler.switch(POLICY, directory, name).values()) == \
-                compile_switch(POLICY, directory, name)
+        for name, switch, changed in compiler.switches(POLICY, directory, HVS):
+            expected = compile_switch(POLICY, directory, name)
+            assert set(switch.flows.values()) == expected
+            # What the reconciler sees: only the changed cookies, applied to its copy.
+            mirror = mirrors.setdefault(name, {})
+            for cookie in changed:
+                if cookie in switch.flows:
+                    mirror[cookie] = switch.flows[cookie]
+                else:
+                    del mirror[cookie]
+            assert set(mirror.values()) == expected

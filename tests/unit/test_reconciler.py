@@ -110,3 +110,47 @@ def test_refused_flow_triggers_a_resync_that_converges():
     rec.set_desired(flows(3) - {bad})
     pump(rec, sw)
     assert rec.in_sync and rec.rejected == set()
+
+
+# --- a live desired mapping with changes reported by cookie ---------------------------------
+
+def test_reported_changes_send_exactly_the_change():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    live = {f.cookie: f for f in flows(50)}
+    rec.set_desired(live)
+    pump(rec, sw)
+    gone = next(iter(live))
+    new = flow(Stage.IN_L2_LOOKUP, 100, {"reg0": 7, "eth_dst": "02:00:00:00:01:00"}, [Output(3)])
+    del live[gone]
+    live[new.cookie] = new
+    before = len(sw.flow_mods_sent())
+    rec.changed({gone, new.cookie})
+    pump(rec, sw)
+    assert len(sw.flow_mods_sent()) - before == 2
+    assert set(sw.table) == set(live) and rec.in_sync
+
+
+def test_changes_reported_while_a_bundle_is_in_flight_follow_it():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    live = {f.cookie: f for f in flows(5)}
+    rec.set_desired(live)  # bundle 1 on its way, not answered yet
+    extra = flows(8) - flows(5)
+    live.update({f.cookie: f for f in extra})
+    first = next(iter(flows(5)))
+    del live[first.cookie]
+    rec.changed({*(f.cookie for f in extra), first.cookie})
+    pump(rec, sw)
+    assert set(sw.table) == set(live) and rec.in_sync and rec.stats.bundles == 2
+
+
+def test_a_change_to_a_flow_not_installed_yet_is_not_deleted():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    live = {f.cookie: f for f in flows(3)}
+    rec.set_desired(live)
+    pump(rec, sw)
+    rec.changed({12345})  # neither desired nor installed: nothing to do
+    pump(rec, sw)
+    assert rec.stats.bundles == 1 and rec.in_sync
