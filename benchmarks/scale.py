@@ -264,13 +264,23 @@ class GcMeter:
 
 
 class CpuMeter:
-    """Controller CPU: this process's CPU time minus the benchmark's main thread's."""
+    """Controller CPU: this process's CPU time minus the benchmark's main thread's; and the
+    engine's own account of the wall time it spent applying batches (the rest of the CPU is
+    os-ken's threads, the OVSDB manager and the garbage collector)."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
         self.process0, self.main0 = time.process_time(), time.thread_time()
 
     def controller_s(self) -> float:
         return (time.process_time() - self.process0) - (time.thread_time() - self.main0)
+
+    def mark(self) -> tuple[float, float]:
+        return self.controller_s(), self.engine.stats.busy_s
+
+    def since(self, mark: tuple[float, float]) -> tuple[float, float]:
+        cpu, engine = self.mark()
+        return cpu - mark[0], engine - mark[1]
 
 
 def peak_rss_mb() -> float:
@@ -389,6 +399,7 @@ class Phase:
     switches: list[dict[str, Any]]
     macs: dict[str, list[float]]
     cpu_s: float
+    engine_s: float
     waited: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -414,11 +425,11 @@ class Bench:
     fleet: FleetClient
     cpu: CpuMeter
 
-    def finish_phase(self, cpu0: float, **wait: Any) -> Phase:
+    def finish_phase(self, mark: tuple[float, float], **wait: Any) -> Phase:
         waited = self.fleet.call("wait", self.args.timeout + 30, timeout=self.args.timeout,
                                  **wait)
         switches, macs = self.fleet.report(60)
-        return Phase(switches, macs, self.cpu.controller_s() - cpu0, waited)
+        return Phase(switches, macs, *self.cpu.since(mark), waited)
 
 
 def ingest(b: Bench) -> dict[str, Any]:
@@ -446,9 +457,9 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 def cold_start(b: Bench) -> Phase:
     initial = [binding(b.world, g) for g in range(b.world.endpoints)]
     b.fleet.call("track", 60, macs=b.hvs.expected_switches(initial))
-    cpu0 = b.cpu.controller_s()
+    mark = b.cpu.mark()
     connecting = b.fleet.call("connect", 60, within=b.args.timeout)
-    phase = b.finish_phase(cpu0, all_committed=True)
+    phase = b.finish_phase(mark, all_committed=True)
     phase.extra["t0"] = connecting["t0"]
     return phase
 
@@ -460,7 +471,7 @@ def events(b: Bench, count: int, rate: float | None) -> tuple[Phase, list[float]
     planned = b.hvs.plan(count)
     expected = b.hvs.expected_switches(planned)
     b.fleet.call("track", 60, macs=expected)
-    cpu0, posted = b.cpu.controller_s(), []
+    mark, posted = b.cpu.mark(), []
     start = time.monotonic()
     for i, ev in enumerate(planned):
         if rate:
@@ -471,7 +482,7 @@ def events(b: Bench, count: int, rate: float | None) -> tuple[Phase, list[float]
         report = b.hvs.report(ev.hv)
         posted.append(time.monotonic())
         b.engine.post(OvsdbReport(report))
-    phase = b.finish_phase(cpu0)
+    phase = b.finish_phase(mark)
     phase.extra["hosting"] = [expected[ev.mac] for ev in planned]
     return phase, posted, planned
 
@@ -481,7 +492,7 @@ def isolated(b: Bench, count: int) -> tuple[Phase, list[float], list[Binding]]:
     from ryu_dove.engine import OvsdbReport
 
     planned = b.hvs.plan(count)
-    cpu0, posted, macs = b.cpu.controller_s(), [], {}
+    mark, posted, macs = b.cpu.mark(), [], {}
     waited = {"done": True, "missing_pairs": 0}
     for ev in planned:
         b.fleet.call("track", 60, macs=b.hvs.expected_switches([ev]))
@@ -494,7 +505,7 @@ def isolated(b: Bench, count: int) -> tuple[Phase, list[float], list[Binding]]:
         waited["missing_pairs"] += answer["missing_pairs"]
         macs.update(b.fleet.call("macs", 60)["macs"])
     switches, _ = b.fleet.report(60)
-    phase = Phase(switches, macs, b.cpu.controller_s() - cpu0, waited)
+    phase = Phase(switches, macs, *b.cpu.since(mark), waited)
     phase.extra["hosting"] = [b.hvs.expected_switches([ev])[ev.mac] for ev in planned]
     return phase, posted, planned
 
@@ -522,6 +533,7 @@ def cold_figures(p: Phase) -> dict[str, Any]:
         "complete": p.waited["done"],
         "missing_pairs": p.waited["missing_pairs"],
         "cpu_s": round(p.cpu_s, 2),
+        "engine_s": round(p.engine_s, 2),
     }
 
 
@@ -548,6 +560,7 @@ def event_figures(p: Phase, posted: list[float], planned: list[Binding]) -> dict
         "switches_touched": p.touched,
         "cpu_s": round(p.cpu_s, 2),
         "cpu_ms_per_event": round(1000 * p.cpu_s / len(planned), 2),
+        "engine_ms_per_event": round(1000 * p.engine_s / len(planned), 2),
         "complete": p.waited["done"], "missing_pairs": p.waited["missing_pairs"],
     }
 
@@ -632,7 +645,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     policy.write_text(world.policy_yaml())
     ofp_port = free_port()
     app = start_controller(policy, workdir / "controller.log", ofp_port)
-    cpu, gc_meter = CpuMeter(), GcMeter()
+    cpu, gc_meter = CpuMeter(app.engine), GcMeter()
     with fleet_process(ofp_port, world.switches, workdir) as fleet:
         b = Bench(args, world, Hypervisors(world), app.engine, fleet, cpu)
         ingested = ingest(b)

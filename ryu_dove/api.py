@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 LOG = logging.getLogger(__name__)
 
-Snapshot = Callable[[], Mapping[str, Any]]
+Snapshot = Callable[[str], Mapping[str, Any]]  # section name -> {section: its data}
 Query = Mapping[str, list[str]]
 
 _MAX_DRAINED_BODY = 1 << 20  # bytes of a refused request's body read before answering 405
@@ -95,8 +95,8 @@ def _answer(snapshot: Snapshot, path: str, query: Query) -> tuple[HTTPStatus, An
     if path == "/v1/health":  # the API answers: no need to read the controller's state
         return HTTPStatus.OK, {"status": "ok"}
     if collection is None:
-        return HTTPStatus.OK, snapshot()["controller"]
-    items = snapshot()[collection.name]
+        return HTTPStatus.OK, snapshot("controller")["controller"]
+    items = snapshot(collection.name)[collection.name]
     return HTTPStatus.OK, [item for item in items if _matches(item, collection, query)]
 
 

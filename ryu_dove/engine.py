@@ -36,6 +36,14 @@ LOG = logging.getLogger(__name__)
 TunnelWriter = Callable[[str, Mapping[str, TunnelSpec]], None]
 
 
+@dataclass
+class EngineStats:
+    batches: int = 0
+    events: int = 0
+    busy_s: float = 0.0  # wall time spent applying batches and recomputing
+    longest_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class Timing:
     min_grace_s: float = 1.0  # always wait this long after start before changing switches
@@ -81,6 +89,7 @@ class NewPolicy:
 @dataclass(frozen=True)
 class SnapshotRequest:
     reply: queue.Queue[dict[str, Any]]
+    section: str | None = None  # one of snapshot.SECTIONS; None: all of them
 
 
 class Engine:
@@ -106,7 +115,9 @@ class Engine:
         self._dpid_hv: dict[int, str] = {}
         self._port_memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
         self.packet_ins = 0
-        self._dirty_flows: set[str] = set()
+        self.stats = EngineStats()
+        # hypervisor -> the networks whose change it must follow; None: recompute it whole
+        self._dirty_flows: dict[str, set[str] | None] = {}
         self._dirty_tunnels = False
 
     # --- threading ------------------------------------------------------------------------
@@ -124,18 +135,34 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def snapshot(self, timeout: float = 5.0) -> dict[str, Any]:
+    def snapshot(self, section: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+        """What the controller knows (ryu_dove.snapshot), built on the engine thread; one
+        section only if named: at a thousand hypervisors the tunnel list alone is a million
+        entries, and the engine does nothing else while it builds."""
         reply: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
-        self.post(SnapshotRequest(reply))
+        self.post(SnapshotRequest(reply, section))
         return reply.get(timeout=timeout)
+
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             batch = self._next_batch()
+            started = time.perf_counter()
             try:
                 self.handle_batch(batch)
             except Exception:  # one bad event must not stop the controller
                 LOG.exception("engine: failed to process %d events", len(batch))
+            if batch:
+                self._account(len(batch), time.perf_counter() - started)
+
+    def _account(self, events: int, seconds: float) -> None:
+        s = self.stats
+        s.batches += 1
+        s.events += events
+        s.busy_s += seconds
+        s.longest_s = max(s.longest_s, seconds)
 
     def _next_batch(self) -> list[Any]:
         try:
@@ -173,7 +200,7 @@ class Engine:
         elif isinstance(event, NewPolicy):
             self._on_policy(event.policy)
         elif isinstance(event, SnapshotRequest):
-            event.reply.put(self._snapshot())
+            event.reply.put(snapshot.build(self, event.section))
 
     def _on_report(self, report: HypervisorReport) -> None:
         name = report.name
@@ -192,7 +219,10 @@ class Engine:
             self._dirty_tunnels = True
         if old != hv:
             self.directory.put_hypervisor(hv)
-            self._dirty_flows.add(name)
+            self._dirty_whole(name)
+            if old is not None and old.tep_ip != hv.tep_ip:  # peers name it by its TEP
+                for net in self.directory.networks_on(name):
+                    self._dirty_network(net)
             if old is not None and old.dpid is not None:
                 self._dpid_hv.pop(old.dpid, None)
             if hv.dpid is not None:
@@ -214,9 +244,9 @@ class Engine:
             self.refused.pop(name, None)
         if not changed:
             return
-        self._dirty_flows.add(name)
+        self._dirty_whole(name)
         for net in changed:
-            self._dirty_flows |= self.directory.hosting(net)
+            self._dirty_network(net)
         if depth < 3:  # a lifted conflict can only cascade a few steps
             for other, refusals in list(self.refused.items()):
                 if other != name and refusals and other in self.reports:
@@ -245,7 +275,7 @@ class Engine:
             if hv is not None and hv.dpid is not None:
                 self._dpid_hv.pop(hv.dpid, None)
             for net in self.directory.remove_hypervisor(name):
-                self._dirty_flows |= self.directory.hosting(net)
+                self._dirty_network(net)
             self._dirty_tunnels = True
             self._forget_unused_parts()
 
@@ -257,7 +287,7 @@ class Engine:
         self.switches[dp.id] = rec
         rec.start()
         if self._hv_of_dpid(dp.id):
-            self._dirty_flows.add(name)
+            self._dirty_whole(name)
 
     def _on_switch_down(self, dp: Any) -> None:
         rec = self.switches.get(dp.id)
@@ -290,7 +320,7 @@ class Engine:
         self._port_memo.clear()
         for name in list(self.reports):
             self._resolve(name)
-        self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
+        self._dirty_all()
         self._forget_unused_parts()
 
     def _forget_unused_parts(self) -> None:
@@ -319,7 +349,7 @@ class Engine:
                  sum(len(self.directory.endpoints_on(n)) for n in self.reports))
         self.released = True
         self._dirty_tunnels = True
-        self._dirty_flows |= {hv.name for hv in self.directory.hypervisors()}
+        self._dirty_all()
         for rec in self.switches.values():
             rec.hold = False
 
@@ -336,21 +366,33 @@ class Engine:
             for hv in self.directory.hypervisors():
                 self._write_tunnels(hv.name, {port: spec for port, spec in everyone.items()
                                               if spec.remote != hv.name})
-        dirty, self._dirty_flows = self._dirty_flows, set()
-        connected = {}
+        dirty, self._dirty_flows = self._dirty_flows, {}
+        connected, work = {}, {}
         for name in sorted(dirty):
             known = self.directory.hypervisor(name)
             rec = self.switches.get(known.dpid) if known and known.dpid is not None else None
             if rec is not None:
-                connected[name] = rec
-        for name, flows, changed in self.compiler.switches(self.policy, self.directory,
-                                                           connected):
+                connected[name], work[name] = rec, dirty[name]
+        for name, flows, changed in self.compiler.switches(self.policy, self.directory, work):
             rec = connected[name]
             rec.name = name
             if rec.desired is not flows.flows:
                 rec.set_desired(flows.flows)  # a new connection: diff everything
             elif changed:
                 rec.changed(changed)
+
+    def _dirty_whole(self, name: str) -> None:
+        self._dirty_flows[name] = None
+
+    def _dirty_network(self, net: str) -> None:
+        """Every hypervisor hosting `net` follows its change."""
+        for name in self.directory.hosting(net):
+            networks = self._dirty_flows.setdefault(name, set())
+            if networks is not None:
+                networks.add(net)
+
+    def _dirty_all(self) -> None:
+        self._dirty_flows = dict.fromkeys(hv.name for hv in self.directory.hypervisors())
 
     def desired_tunnels(self, name: str) -> dict[str, TunnelSpec]:
         return {port: spec for port, spec in self._all_tunnels().items() if spec.remote != name}
@@ -386,8 +428,6 @@ class Engine:
                 LOG.warning("binding refused on %s port %s (iface %s): %s", hv, r.port,
                             r.iface_id or "-", r.reason)
 
-    def _snapshot(self) -> dict[str, Any]:
-        return snapshot.build(self)
 
 
 def _tunnel_ports(report: HypervisorReport) -> tuple[frozenset[str], Mapping[str, int]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ovsdb_agent import contract
@@ -18,22 +19,41 @@ STARTED = time.time()
 VERSION = importlib.metadata.version("ryu_dove")
 
 
-def build(engine: Engine) -> dict[str, Any]:
+def build(engine: Engine, section: str | None = None) -> dict[str, Any]:
+    """{section: data} for one section, or for all of them (section None)."""
+    if section is not None and section not in SECTIONS:
+        raise KeyError(f"no snapshot section {section!r}")
+    names = SECTIONS if section is None else (section,)
+    return {name: SECTIONS[name](engine) for name in names}
+
+
+def _endpoints(engine: Engine) -> list[dict[str, Any]]:
+    return [_endpoint(e) for e in engine.directory.endpoints()]
+
+
+def _refused(engine: Engine) -> list[dict[str, Any]]:
+    return [{"hypervisor": r.hypervisor, "port": r.port, "iface_id": r.iface_id,
+             "reason": r.reason}
+            for refusals in engine.refused.values() for r in refusals]
+
+
+def _hypervisors(engine: Engine) -> list[dict[str, Any]]:
+    return [_hypervisor(engine, hv.name) for hv in engine.directory.hypervisors()]
+
+
+def _controller(engine: Engine) -> dict[str, Any]:
+    stats = engine.stats
     return {
-        "endpoints": [_endpoint(e) for e in engine.directory.endpoints()],
-        "refused": [{"hypervisor": r.hypervisor, "port": r.port, "iface_id": r.iface_id,
-                     "reason": r.reason}
-                    for refusals in engine.refused.values() for r in refusals],
-        "hypervisors": [_hypervisor(engine, hv.name) for hv in engine.directory.hypervisors()],
-        "tunnels": _tunnels(engine),
-        "controller": {
-            "version": VERSION,
-            "policy_sources": list(engine.policy.sources),
-            "uptime_s": round(time.time() - STARTED, 1),
-            "synchronised": engine.released,
-            "packet_ins": engine.packet_ins,
-            "switches": len(engine.switches),
-        },
+        "version": VERSION,
+        "policy_sources": list(engine.policy.sources),
+        "uptime_s": round(time.time() - STARTED, 1),
+        "synchronised": engine.released,
+        "packet_ins": engine.packet_ins,
+        "switches": len(engine.switches),
+        "engine": {"batches": stats.batches, "events": stats.events,
+                   "busy_s": round(stats.busy_s, 3),
+                   "longest_batch_ms": round(1000 * stats.longest_s, 1),
+                   "queued": engine.queued()},
     }
 
 
@@ -62,8 +82,8 @@ def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:
 
 def _tunnels(engine: Engine) -> list[dict[str, Any]]:
     out = []
+    remotes = {hv.name: hv.tep_ip for hv in engine.directory.hypervisors()}
     for name, report in sorted(engine.reports.items()):
-        remotes = {hv.name: hv.tep_ip for hv in engine.directory.hypervisors()}
         for p in report.ports:
             ids = p.ids()
             if ids.get(contract.OWNER) != contract.OWNER_VALUE or contract.REMOTE not in ids:
@@ -73,3 +93,12 @@ def _tunnels(engine: Engine) -> list[dict[str, Any]]:
                                                          remotes.get(ids[contract.REMOTE])),
                         "port": p.name, "ofport": p.ofport})
     return out
+
+
+SECTIONS: dict[str, Callable[[Engine], Any]] = {
+    "endpoints": _endpoints,
+    "refused": _refused,
+    "hypervisors": _hypervisors,
+    "tunnels": _tunnels,
+    "controller": _controller,
+}

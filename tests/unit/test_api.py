@@ -45,8 +45,10 @@ class FakeController:
     def __init__(self) -> None:
         self.snapshot: Mapping[str, Any] = SNAPSHOT
         self.error: Exception | None = None
+        self.sections: list[str] = []  # what the API asked for
 
-    def __call__(self) -> Mapping[str, Any]:
+    def __call__(self, section: str) -> Mapping[str, Any]:
+        self.sections.append(section)
         if self.error is not None:
             raise self.error
         return self.snapshot
@@ -246,3 +248,10 @@ def test_stop_releases_the_port(controller: FakeController) -> None:
     finally:
         again.stop()
     again.stop()  # twice is harmless
+
+
+def test_only_the_resource_asked_for_is_built(api: ApiServer,
+                                              controller: FakeController) -> None:
+    get(api, "/v1/hypervisors")
+    get(api, "/v1/controller")
+    assert controller.sections == ["hypervisors", "controller"]

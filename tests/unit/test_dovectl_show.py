@@ -42,7 +42,7 @@ SNAPSHOT: Mapping[str, Any] = {
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    server = ApiServer("127.0.0.1", 0, lambda: SNAPSHOT)
+    server = ApiServer("127.0.0.1", 0, lambda section: SNAPSHOT)
     server.start()
     yield server.url
     server.stop()
@@ -176,7 +176,7 @@ def test_timeout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[
 
 
 def test_http_error_shows_the_api_message(capsys: pytest.CaptureFixture[str]) -> None:
-    server = ApiServer("127.0.0.1", 0, lambda: {})  # no lists: every collection fails
+    server = ApiServer("127.0.0.1", 0, lambda section: {})  # nothing: every resource fails
     server.start()
     url = server.url
     try:

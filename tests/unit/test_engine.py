@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
+from ryu_dove import snapshot
+from ryu_dove.compiler import compile_switch
 from ryu_dove.directory import MemoryDirectory
 from ryu_dove.engine import (
     Engine,
@@ -22,7 +28,7 @@ from ryu_dove.tunnel_ids import tunnel_port_name
 from tests.fakeswitch import FakeSwitch
 
 POLICY = load_policy([str(Path(__file__).resolve().parents[2] / "policies" / "example.yaml")])
-TEPS = {"hv1": "192.0.2.1", "hv2": "192.0.2.2"}
+TEPS = {"hv1": "192.0.2.1", "hv2": "192.0.2.2", "hv3": "192.0.2.3"}
 
 
 class Clock:
@@ -45,10 +51,11 @@ def tunnel_port(remote: str, ofport: int) -> PortInfo:
                     (("remote_ip", TEPS[remote]),), None)
 
 
-def report(hv: str, *ports: PortInfo, conn: str | None = None) -> OvsdbReport:
+def report(hv: str, *ports: PortInfo, conn: str | None = None,
+           tep: str | None = None) -> OvsdbReport:
     dpid = int(hv[2:])
-    return OvsdbReport(HypervisorReport(conn or f"tcp:{hv}", hv, TEPS[hv], "netdev", dpid,
-                                        tuple(sorted(ports, key=lambda p: p.name))))
+    return OvsdbReport(HypervisorReport(conn or f"tcp:{hv}", hv, tep or TEPS[hv], "netdev",
+                                        dpid, tuple(sorted(ports, key=lambda p: p.name))))
 
 
 class Harness:
@@ -190,3 +197,60 @@ def test_restart_with_slow_reconnects_touches_nothing_until_everyone_is_back():
     assert h.engine.released
     assert h.tunnels["hv2"] == {"dv-c0000201": TunnelSpec("192.0.2.1", "hv1")}
     assert h.switches[1].flow_mods_sent() == [] and h.switches[2].flow_mods_sent() == []
+
+
+def test_snapshot_builds_the_section_asked_for_or_all() -> None:
+    h = converged()
+    tunnels = snapshot.build(h.engine, "tunnels")
+    assert set(tunnels) == {"tunnels"} and {t["hypervisor"] for t in tunnels["tunnels"]} == {
+        "hv1", "hv2"}
+    assert set(snapshot.build(h.engine)) == set(snapshot.SECTIONS)
+    assert set(snapshot.build(h.engine, "controller")["controller"]["engine"]) == {
+        "batches", "events", "busy_s", "longest_batch_ms", "queued"}
+    with pytest.raises(KeyError, match="nope"):
+        snapshot.build(h.engine, "nope")
+
+
+# --- the incremental compile, held to a fresh one ------------------------------------------
+
+HVS3 = ("hv1", "hv2", "hv3")
+VMS = (  # name, MAC, address, network: some share a MAC or an address on purpose
+    ("w1", "02:00:00:00:01:01", "198.51.100.10", "acme/web"),
+    ("w2", "02:00:00:00:01:02", "198.51.100.11", "acme/web"),
+    ("w3", "02:00:00:00:01:03", "198.51.100.12", "acme/web"),
+    ("d1", "02:00:00:00:02:01", "198.51.100.70", "acme/db"),
+    ("g1", "02:00:00:00:03:01", "198.51.100.10", "globex/web"),
+    ("g2", "02:00:00:00:01:01", "198.51.100.13", "globex/web"),
+    ("twin", "02:00:00:00:01:09", "198.51.100.10", "acme/web"),
+)
+steps = st.lists(st.tuples(st.sampled_from(HVS3),
+                           st.lists(st.sampled_from(VMS), unique=True, max_size=3),
+                           st.sampled_from((None, "192.0.2.23"))), max_size=8)
+
+
+@settings(max_examples=50, deadline=None)
+@given(steps)
+def test_every_switch_holds_what_a_fresh_compile_gives(
+        changes: list[tuple[str, list[tuple[str, str, str, str]], str | None]]) -> None:
+    """Random reports (VMs coming, going, conflicting; a TEP renumbered): after each, every
+    switch holds exactly compile_switch's flows, whatever the engine chose to recompute."""
+    h = Harness()
+    teps = dict(TEPS)
+
+    def ports_of(hv: str, vms: list[tuple[str, str, str, str]]) -> list[PortInfo]:
+        tunnels = [tunnel_port(r, 10 + i) for i, r in enumerate(HVS3) if r != hv]
+        return [*tunnels, *(vm_port(f"{n}-{hv}", i + 1, mac, ip, net)
+                            for i, (n, mac, ip, net) in enumerate(vms))]
+
+    h.run(*(report(hv, *ports_of(hv, [])) for hv in HVS3))
+    for dpid in (1, 2, 3):
+        h.switch_up(dpid)
+    h.later(1.0)
+    for hv, vms, tep in changes:
+        teps[hv] = tep or teps[hv]
+        h.run(report(hv, *ports_of(hv, vms), tep=teps[hv]))
+        for dpid, rec in h.engine.switches.items():
+            assert rec.desired is not None
+            assert set(rec.desired.values()) == compile_switch(POLICY, h.engine.directory,
+                                                               f"hv{dpid}")
+            assert rec.in_sync and set(h.switches[dpid].table) == set(rec.desired)
