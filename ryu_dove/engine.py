@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ovsdb_agent import contract
-from ovsdb_agent.reports import HypervisorReport, TunnelSpec
+from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
 from ryu_dove import bindings, snapshot
 from ryu_dove.compiler import Compiler
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
@@ -114,6 +114,7 @@ class Engine:
         self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
         self._dpid_hv: dict[int, str] = {}
         self._port_memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
+        self._vm_ports: dict[str, list[PortInfo]] = {}  # of each hypervisor's last report
         self.packet_ins = 0
         self.stats = EngineStats()
         # hypervisor -> the networks whose change it must follow; None: recompute it whole
@@ -211,7 +212,7 @@ class Engine:
         self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
-        self._expected[name], ofports = _tunnel_ports(report)
+        self._vm_ports[name], self._expected[name], ofports = _split_ports(report)
         hv = Hypervisor(name, report.tep_ip, report.dpid, ofports)
         old = self.directory.hypervisor(name)
         if old is None or old.tep_ip != hv.tep_ip:
@@ -233,7 +234,7 @@ class Engine:
         """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
         memo = self._port_memo.setdefault(name, {})
         endpoints, refused = bindings.resolve(self.policy, self.directory, name,
-                                              self.reports[name].ports, memo)
+                                              self._vm_ports[name], memo)
         before = {e.port: e for e in self.directory.endpoints_on(name)}
         changed = self.directory.replace_endpoints(name, endpoints)
         self._log_endpoint_changes(name, before, {e.port: e for e in endpoints})
@@ -272,6 +273,7 @@ class Engine:
             self.refused.pop(name, None)
             self._expected.pop(name, None)
             self._port_memo.pop(name, None)
+            self._vm_ports.pop(name, None)
             if hv is not None and hv.dpid is not None:
                 self._dpid_hv.pop(hv.dpid, None)
             for net in self.directory.remove_hypervisor(name):
@@ -430,16 +432,20 @@ class Engine:
 
 
 
-def _tunnel_ports(report: HypervisorReport) -> tuple[frozenset[str], Mapping[str, int]]:
-    """The hypervisors this one's own tunnel ports lead to, and the ofports of those
-    numbered already. One pass: a report holds a tunnel port per other hypervisor."""
-    remotes, ofports = set(), {}
+def _split_ports(report: HypervisorReport,
+                 ) -> tuple[list[PortInfo], frozenset[str], Mapping[str, int]]:
+    """One pass over a report (it holds a tunnel port per other hypervisor): its VM ports,
+    the hypervisors its own tunnel ports lead to, and the ofports of those numbered."""
+    vm_ports, remotes, ofports = [], set(), {}
     for p in report.ports:
         ids = p.ids()
+        if contract.NETWORK in ids:
+            vm_ports.append(p)
+            continue
         remote = ids.get(contract.REMOTE)
         if remote is None or ids.get(contract.OWNER) != contract.OWNER_VALUE:
             continue
         remotes.add(remote)
         if p.ofport is not None and p.ofport > 0:
             ofports[remote] = p.ofport
-    return frozenset(remotes), MappingProxyType(dict(sorted(ofports.items())))
+    return vm_ports, frozenset(remotes), MappingProxyType(dict(sorted(ofports.items())))

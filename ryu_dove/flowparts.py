@@ -102,6 +102,11 @@ def _defaults() -> Iterator[Flow]:
     yield flow(Stage.OUT_TUNNEL, P_DEFAULT)  # no tunnel to that hypervisor (yet): drop
 
 
+def _is_ipv4(ip: str) -> bool:
+    """Endpoint addresses are in ipaddress's canonical text (ryu_dove.bindings): no parsing."""
+    return ":" not in ip
+
+
 def _check(f: Flow) -> Flow:
     check_flow(f)  # once per distinct flow: the builders below are memoised
     return f
@@ -132,7 +137,7 @@ def build_part(net: Network, members: tuple[Endpoint, ...], keys: tuple[tuple[st
     for ep in members:
         local.setdefault(ep.hypervisor, []).append(ep)
         for ip in ep.ips:
-            if ip not in answered and ipaddress.ip_address(ip).version == 4:
+            if ip not in answered and _is_ipv4(ip):
                 answered.add(ip)
                 for f in _arp_reply(net.vni, ip, ep.mac):
                     shared[f.cookie] = f

@@ -132,18 +132,19 @@ class Reconciler:
     def on_error(self, msg: Any) -> bool:
         """Handle an OpenFlow error if it answers one of our messages; True if it did."""
         b = self._bundle
-        if b is None or msg.xid not in b.xids:
+        if b is None or not b.owns(msg.xid):
             return False
         self.stats.errors += 1
         what = b.describe(msg.xid)
-        refused = self.desired.get(b.add_cookies.get(msg.xid, -1)) if self.desired else None
+        added = b.added_cookie(msg.xid)
+        refused = self.desired.get(added) if self.desired and added is not None else None
         if refused is not None:
             what = refused.describe()
         LOG.error("%s: switch refused a message of bundle %d: type=%s code=%s (%s)",
                   self.name, b.id, msg.type, msg.code, what)
         b.failed = True
-        if msg.xid in b.add_cookies:
-            self.rejected.add(b.add_cookies[msg.xid])
+        if added is not None:
+            self.rejected.add(added)
         if msg.xid == b.commit_xid:  # the whole bundle was rolled back
             self._bundle = None
             self._resync("the bundle commit failed")
@@ -176,29 +177,27 @@ class Reconciler:
         """OPEN, the deletes then the adds, COMMIT: built as bytes and sent as one buffer."""
         assert self.desired is not None
         dp = self.dp
-        b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock())
+        # Consecutive xids: OPEN, the deletes, the adds, COMMIT; an error's xid says which.
+        b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock(),
+                    sorted(deletes), sorted(adds), self._xid())
         self._bundle = b
         self.phase = Phase.COMMITTING
         flags = dp.ofproto.ONF_BF_ATOMIC | dp.ofproto.ONF_BF_ORDERED
-        parts = [wire.encode(ofencode.bundle_ctrl(dp, b.id, "OPEN"), self._xid(b, "open"))]
-        for cookie in sorted(deletes):  # deletes first: a changed flow is a delete + an add
-            xid = self._xid(b, f"delete cookie {cookie:#x}")
-            parts.append(wire.bundle_add(b.id, flags, wire.flow_delete_bytes(cookie), xid))
-        for cookie in sorted(adds):
-            f = self.desired[cookie]
-            xid = self._xid(b, f"add cookie {cookie:#x}")
-            b.add_cookies[xid] = cookie
-            parts.append(wire.bundle_add(b.id, flags, wire.flow_add_bytes(f), xid))
-        b.commit_xid = self._xid(b, "commit")
-        parts.append(wire.encode(ofencode.bundle_ctrl(dp, b.id, "COMMIT"), b.commit_xid))
+        parts = [wire.bundle_ctrl(b.id, wire.BUNDLE_OPEN, flags, b.first_xid)]
+        for cookie in b.delete_order:  # deletes first: a changed flow is a delete + an add
+            parts.append(wire.bundle_add(b.id, flags, wire.flow_delete_bytes(cookie),
+                                         self._xid()))
+        desired = self.desired
+        for cookie in b.add_order:
+            parts.append(wire.bundle_add(b.id, flags, wire.flow_add_bytes(desired[cookie]),
+                                         self._xid()))
+        b.commit_xid = self._xid()
+        parts.append(wire.bundle_ctrl(b.id, wire.BUNDLE_COMMIT, flags, b.commit_xid))
         self._send_bytes(b"".join(parts))
         self.stats.flow_mods += len(adds) + len(deletes)
 
-    def _xid(self, bundle: _Bundle | None = None, what: str = "") -> int:
-        xid = next(self._xids) & 0xFFFF_FFFF
-        if bundle is not None:
-            bundle.xids[xid] = what
-        return xid
+    def _xid(self) -> int:
+        return next(self._xids) & 0xFFFF_FFFF
 
     def _dump(self) -> None:
         self.phase = Phase.DUMPING
@@ -218,12 +217,31 @@ class _Bundle:
     adds: set[int]
     deletes: set[int]
     sent_at: float
+    delete_order: list[int]  # the order they were sent in
+    add_order: list[int]
+    first_xid: int  # OPEN's; then one per delete, one per add, then COMMIT's
     commit_xid: int = -1
     failed: bool = False
 
-    def __post_init__(self) -> None:
-        self.xids: dict[int, str] = {}  # every message of the bundle, described for logs
-        self.add_cookies: dict[int, int] = {}  # xid of each add -> the flow's cookie
+    def _offset(self, xid: int) -> int:
+        return (xid - self.first_xid) & 0xFFFF_FFFF  # xids wrap at 32 bits
+
+    def owns(self, xid: int) -> bool:
+        return self._offset(xid) <= len(self.delete_order) + len(self.add_order) + 1
+
+    def added_cookie(self, xid: int) -> int | None:
+        """The cookie of the flow an add message carried, if `xid` is an add's."""
+        i = self._offset(xid) - 1 - len(self.delete_order)
+        return self.add_order[i] if 0 <= i < len(self.add_order) else None
 
     def describe(self, xid: int) -> str:
-        return self.xids.get(xid, "?")
+        """What message `xid` was, for logs."""
+        offset = self._offset(xid)
+        if offset == 0:
+            return "open"
+        if offset <= len(self.delete_order):
+            return f"delete cookie {self.delete_order[offset - 1]:#x}"
+        added = self.added_cookie(xid)
+        if added is not None:
+            return f"add cookie {added:#x}"
+        return "commit" if self.owns(xid) else "?"

@@ -21,6 +21,8 @@ from ryu_dove.flows import Flow
 
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags
+_BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
+BUNDLE_OPEN, BUNDLE_COMMIT = ofproto_v1_3.ONF_BCT_OPEN_REQUEST, ofproto_v1_3.ONF_BCT_COMMIT_REQUEST
 _MAX_CACHED = 500_000  # distinct flows kept encoded (~200 bytes each)
 _adds: dict[int, bytes] = {}
 _deletes: dict[int, bytes] = {}
@@ -51,6 +53,13 @@ def bundle_add(bundle_id: int, flags: int, inner: bytes, xid: int) -> bytes:
         _BUNDLE_ADD.pack(ofproto_common.ONF_EXPERIMENTER_ID, ofproto_v1_3.ONF_ET_BUNDLE_ADD_MESSAGE,
                          bundle_id, flags),
         inner[:4], struct.pack("!I", xid), inner[8:]))
+
+
+def bundle_ctrl(bundle_id: int, kind: int, flags: int, xid: int) -> bytes:
+    """An ONF bundle-control request (BUNDLE_OPEN, BUNDLE_COMMIT, ...) without properties."""
+    return _BUNDLE_CTRL.pack(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_EXPERIMENTER,
+                             _BUNDLE_CTRL.size, xid, ofproto_common.ONF_EXPERIMENTER_ID,
+                             ofproto_v1_3.ONF_ET_BUNDLE_CONTROL, bundle_id, kind, flags)
 
 
 def encode(msg: Any, xid: int) -> bytes:

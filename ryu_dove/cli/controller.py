@@ -8,10 +8,13 @@ refused and the running one kept); SIGTERM or Ctrl-C stops cleanly.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import ipaddress
 import logging
+import logging.handlers
 import os
+import queue
 import signal
 import socket
 import sys
@@ -94,11 +97,17 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
+    """Log through a queue: the engine thread formats a record and goes on; a listener thread
+    writes it. A slow disk (a flush was seen to take 20 ms here) must not stall the engine."""
     handler: logging.Handler = (logging.FileHandler(args.log_file) if args.log_file
                                 else logging.StreamHandler())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    atexit.register(listener.stop)  # writes what is still queued
     root = logging.getLogger()
-    root.addHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(records))
     root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:  # os-ken logs every connection attempt at INFO
         logging.getLogger("os_ken").setLevel(logging.WARNING)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from ryu_dove.flows import Output, SetField, flow
 from ryu_dove.pipeline import Stage
 from ryu_dove.reconciler import Phase, Reconciler
@@ -110,6 +112,18 @@ def test_refused_flow_triggers_a_resync_that_converges():
     rec.set_desired(flows(3) - {bad})
     pump(rec, sw)
     assert rec.in_sync and rec.rejected == set()
+
+
+def test_a_refused_flow_is_named_right_when_the_xids_wrap():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    rec._xids = itertools.count(0xFFFF_FFFE)  # OPEN gets 0xfffffffe, the flows 0xffffffff, 0..
+    wanted = sorted(flows(4), key=lambda f: f.cookie)
+    bad = wanted[2]  # sent with xid 1, after the wrap
+    sw.refuse_cookies.add(bad.cookie)
+    rec.set_desired(frozenset(wanted))
+    pump(rec, sw)
+    assert rec.rejected == {bad.cookie} and len(sw.table) == 3
 
 
 # --- a live desired mapping with changes reported by cookie ---------------------------------

@@ -95,3 +95,10 @@ def test_random_values_encode_exactly_as_osken_does(port: int, vni: int, mac: by
 def test_a_field_without_an_encoding_is_refused_by_name() -> None:
     with pytest.raises(flowmod.EncodeError, match="vlan_vid"):
         flowmod.flow_add(flow(Stage.IN_CLASSIFY, 1, {"vlan_vid": 5}))
+
+
+@pytest.mark.parametrize("kind", ["OPEN", "COMMIT", "DISCARD", "CLOSE"])
+def test_bundle_control_matches_osken_byte_for_byte(kind: str) -> None:
+    code = getattr(ofproto_v1_3, f"ONF_BCT_{kind}_REQUEST")
+    assert wire.bundle_ctrl(9, code, FLAGS, 0xFFFFFFFE) == osken_bytes(
+        ofencode.bundle_ctrl(DP, 9, kind), 0xFFFFFFFE)
