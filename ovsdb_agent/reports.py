@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from types import MappingProxyType
 
 
@@ -22,13 +21,14 @@ class PortInfo:
     options: tuple[tuple[str, str], ...]  # sorted by key
     error: str | None  # ovs-vswitchd's complaint about this interface, if any
 
-    def ids(self) -> Mapping[str, str]:
-        """external_ids as a mapping, built once per port (the controller asks often)."""
-        return self._ids
+    def __post_init__(self) -> None:
+        # Built once: the controller asks for it on every report, a port per hypervisor.
+        object.__setattr__(self, "_ids", MappingProxyType(dict(self.external_ids)))
 
-    @cached_property
-    def _ids(self) -> Mapping[str, str]:
-        return MappingProxyType(dict(self.external_ids))
+    def ids(self) -> Mapping[str, str]:
+        """external_ids as a mapping."""
+        ids: Mapping[str, str] = self.__dict__["_ids"]
+        return ids
 
     def opts(self) -> dict[str, str]:
         return dict(self.options)
