@@ -5,9 +5,7 @@ Plain immutable values with no OVS imports, so the controller can use them witho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -21,14 +19,8 @@ class PortInfo:
     options: tuple[tuple[str, str], ...]  # sorted by key
     error: str | None  # ovs-vswitchd's complaint about this interface, if any
 
-    def __post_init__(self) -> None:
-        # Built once: the controller asks for it on every report, a port per hypervisor.
-        object.__setattr__(self, "_ids", MappingProxyType(dict(self.external_ids)))
-
-    def ids(self) -> Mapping[str, str]:
-        """external_ids as a mapping."""
-        ids: Mapping[str, str] = self.__dict__["_ids"]
-        return ids
+    def ids(self) -> dict[str, str]:
+        return dict(self.external_ids)
 
     def opts(self) -> dict[str, str]:
         return dict(self.options)

@@ -14,7 +14,6 @@ hypervisors it simply has not heard from yet.
 from __future__ import annotations
 
 import collections
-import gc
 import logging
 import queue
 import threading
@@ -35,7 +34,6 @@ from ryu_dove.tunnel_ids import tunnel_port_name
 
 LOG = logging.getLogger(__name__)
 
-FREEZE_AFTER = 256  # whole switches recomputed between two freezes of the heap
 TunnelWriter = Callable[[str, Mapping[str, TunnelSpec]], None]
 
 
@@ -121,7 +119,6 @@ class Engine:
         self._vm_ports: dict[str, list[PortInfo]] = {}  # of each hypervisor's last report
         self.packet_ins = 0
         self.stats = EngineStats()
-        self._since_freeze = 0
         # hypervisor -> the networks whose change it must follow; None: recompute it whole
         self._dirty_flows: dict[str, set[str] | None] = {}
         self._dirty_tunnels = False
@@ -400,20 +397,6 @@ class Engine:
                 rec.set_desired(flows.flows)  # a new connection: diff everything
             elif changed:
                 rec.changed(changed)
-        self._since_freeze += sum(1 for networks in work.values() if networks is None)
-        if self._since_freeze >= FREEZE_AFTER:
-            self._freeze()
-
-    def _freeze(self) -> None:
-        """Whole-switch recomputes (a start, a policy reload) leave up to millions of
-        long-lived objects: flows, parts, encoded bytes. Python's full collections rescan
-        all of them each time the heap grows by a quarter (2.6 s of a cold start at 1,000
-        switches). So, every few hundred whole switches, collect what is garbage now (only
-        objects made since the last freeze are scanned) and freeze the rest out of the
-        collector's sight. They are acyclic values: refcounting still frees them."""
-        self._since_freeze = 0
-        gc.collect()
-        gc.freeze()
 
     def _dirty_whole(self, name: str) -> None:
         self._dirty_flows[name] = None
@@ -470,12 +453,18 @@ def _split_ports(report: HypervisorReport,
     the hypervisors its own tunnel ports lead to, and the ofports of those numbered."""
     vm_ports, remotes, ofports = [], set(), {}
     for p in report.ports:
-        ids = p.ids()
-        if contract.NETWORK in ids:
+        network = remote = owner = None
+        for key, value in p.external_ids:  # a scan, not a dict: this runs a million times
+            if key == contract.NETWORK:
+                network = value
+            elif key == contract.REMOTE:
+                remote = value
+            elif key == contract.OWNER:
+                owner = value
+        if network is not None:
             vm_ports.append(p)
             continue
-        remote = ids.get(contract.REMOTE)
-        if remote is None or ids.get(contract.OWNER) != contract.OWNER_VALUE:
+        if remote is None or owner != contract.OWNER_VALUE:
             continue
         remotes.add(remote)
         if p.ofport is not None and p.ofport > 0:
