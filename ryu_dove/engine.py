@@ -216,8 +216,13 @@ class Engine:
         self.reports[name] = report
         self._vm_ports[name], remotes, ofports = _split_ports(report)
         self._set_expected(name, remotes)
-        hv = Hypervisor(name, report.tep_ip, report.dpid, ofports)
         old = self.directory.hypervisor(name)
+        if (old is not None and old.tep_ip == report.tep_ip and old.dpid == report.dpid
+                and old.tunnels == ofports):
+            hv = old  # the usual case: a VM port changed; keep the record (and its identity)
+        else:
+            hv = Hypervisor(name, report.tep_ip, report.dpid,
+                            MappingProxyType(dict(sorted(ofports.items()))))
         if old is None or old.tep_ip != hv.tep_ip:
             LOG.info("hypervisor %s joined with TEP %s", name, hv.tep_ip)
             self._dirty_tunnels = True
@@ -448,7 +453,7 @@ class Engine:
 
 
 def _split_ports(report: HypervisorReport,
-                 ) -> tuple[list[PortInfo], frozenset[str], Mapping[str, int]]:
+                 ) -> tuple[list[PortInfo], frozenset[str], dict[str, int]]:
     """One pass over a report (it holds a tunnel port per other hypervisor): its VM ports,
     the hypervisors its own tunnel ports lead to, and the ofports of those numbered."""
     vm_ports, remotes, ofports = [], set(), {}
@@ -469,4 +474,4 @@ def _split_ports(report: HypervisorReport,
         remotes.add(remote)
         if p.ofport is not None and p.ofport > 0:
             ofports[remote] = p.ofport
-    return vm_ports, frozenset(remotes), MappingProxyType(dict(sorted(ofports.items())))
+    return vm_ports, frozenset(remotes), ofports

@@ -187,10 +187,9 @@ class Reconciler:
         for cookie in b.delete_order:  # deletes first: a changed flow is a delete + an add
             parts.append(wire.bundle_add(b.id, flags, wire.flow_delete_bytes(cookie),
                                          self._xid()))
-        desired = self.desired
+        desired, add_bytes = self.desired, wire.flow_add_bytes
         for cookie in b.add_order:
-            parts.append(wire.bundle_add(b.id, flags, wire.flow_add_bytes(desired[cookie]),
-                                         self._xid()))
+            parts.append(wire.bundle_add(b.id, flags, add_bytes(desired[cookie]), self._xid()))
         b.commit_xid = self._xid()
         parts.append(wire.bundle_ctrl(b.id, wire.BUNDLE_COMMIT, flags, b.commit_xid))
         self._send_bytes(b"".join(parts))

@@ -21,6 +21,8 @@ from ryu_dove.flows import Flow
 
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags
+_INNER_HEAD = struct.Struct("!BBH")  # version, type, length of the wrapped message
+_BUNDLE_ADD_HEAD = struct.Struct("!BBHIIIIxxHBBHI")  # the two above, then the inner header
 _BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
 BUNDLE_OPEN, BUNDLE_COMMIT = ofproto_v1_3.ONF_BCT_OPEN_REQUEST, ofproto_v1_3.ONF_BCT_COMMIT_REQUEST
 _MAX_CACHED = 500_000  # distinct flows kept encoded (~200 bytes each)
@@ -47,12 +49,12 @@ def flow_delete_bytes(cookie: int) -> bytes:
 
 def bundle_add(bundle_id: int, flags: int, inner: bytes, xid: int) -> bytes:
     """An ONF bundle-add message around an encoded message; both carry the same xid."""
-    length = _HEADER.size + _BUNDLE_ADD.size + len(inner)
-    return b"".join((
-        _HEADER.pack(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_EXPERIMENTER, length, xid),
-        _BUNDLE_ADD.pack(ofproto_common.ONF_EXPERIMENTER_ID, ofproto_v1_3.ONF_ET_BUNDLE_ADD_MESSAGE,
-                         bundle_id, flags),
-        inner[:4], struct.pack("!I", xid), inner[8:]))
+    version, msg_type, length = _INNER_HEAD.unpack_from(inner)
+    return _BUNDLE_ADD_HEAD.pack(
+        ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_EXPERIMENTER,
+        _HEADER.size + _BUNDLE_ADD.size + length, xid, ofproto_common.ONF_EXPERIMENTER_ID,
+        ofproto_v1_3.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags, version, msg_type, length,
+        xid) + inner[8:]
 
 
 def bundle_ctrl(bundle_id: int, kind: int, flags: int, xid: int) -> bytes:
