@@ -144,6 +144,7 @@ class Compiler:
                 continue
             if (cached.hv is hv and part.generation == cached.part.generation + 1
                     and part.keys == cached.part.keys
+                    and part.addressless == cached.part.addressless
                     and part.local.get(hv.name) == cached.part.local.get(hv.name)):
                 added, removed = flowparts.apply_difference(cached.flows, part, hv.name)
                 cached.part = part

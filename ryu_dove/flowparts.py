@@ -46,6 +46,7 @@ IPV6_UNSPECIFIED = "::"
 
 # Priorities inside a stage: specific before general; 0 is each stage's default.
 P_DEFAULT, P_NORMAL, P_SPECIFIC = 0, 100, 110
+P_ARP_MISS = 10  # under every answer, over the stage's default
 MEMO = 1 << 18  # distinct flows kept per builder; a miss costs one rebuild
 
 FlowSet = Mapping[int, Flow]  # cookie -> flow; read-only by contract
@@ -64,6 +65,7 @@ class NetworkPart:
     shared: FlowSet
     remote_unicast: Mapping[str, Flow]  # MAC -> its unicast flow in `shared`
     local: Mapping[str, tuple[Endpoint, ...]]  # hypervisor -> its members
+    addressless: frozenset[str]  # hypervisors with a member bound without addresses
     generation: int = 0  # of this network's parts; the next one is generation + 1
     added: FlowSet = field(default_factory=dict)  # shared flows new since generation - 1
     removed: frozenset[int] = frozenset()  # shared cookies gone since generation - 1
@@ -79,7 +81,7 @@ class NetworkPart:
         added = {c: f for c, f in new.shared.items() if c not in self.shared}
         removed = frozenset(c for c in self.shared if c not in new.shared)
         return NetworkPart(new.net, new.members, new.keys, new.shared, new.remote_unicast,
-                           new.local, new.generation, added, removed)
+                           new.local, new.addressless, new.generation, added, removed)
 
 
 def host_keys(members: tuple[Endpoint, ...], directory: Directory) -> tuple[tuple[str, int], ...]:
@@ -146,8 +148,9 @@ def build_part(net: Network, members: tuple[Endpoint, ...], keys: tuple[tuple[st
             f = _remote_unicast(net.vni, ep.mac, rkey)
             unicast[ep.mac] = f
             shared[f.cookie] = f
+    addressless = frozenset(ep.hypervisor for ep in members if not ep.ips)
     return NetworkPart(net, members, keys, shared, unicast,
-                       {hv: tuple(eps) for hv, eps in local.items()}, generation)
+                       {hv: tuple(eps) for hv, eps in local.items()}, addressless, generation)
 
 
 def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
@@ -168,6 +171,11 @@ def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
         flows[f.cookie] = f
     tunnels = tuple(hv.tunnels[r] for r in part.hosts if r != hv.name and r in hv.tunnels)
     for f in _flood(vni, tuple(local_ports), tunnels):
+        flows[f.cookie] = f
+    # Only a VM bound without addresses can answer an ARP the responder cannot.
+    askable = tuple(hv.tunnels[r] for r in sorted(part.addressless)
+                    if r != hv.name and r in hv.tunnels)
+    for f in _arp_miss(vni, tuple(local_ports), askable):
         flows[f.cookie] = f
     return flows
 
@@ -244,6 +252,21 @@ def _flood(vni: int, local: tuple[int, ...], tunnels: tuple[int, ...]) -> tuple[
     return (_check(flow(Stage.IN_L2_LOOKUP, P_NORMAL, {**match, REG_FROM_TUNNEL: 0},
                         [*local_out, *to_remote])),
             _check(flow(Stage.IN_L2_LOOKUP, P_NORMAL, {**match, REG_FROM_TUNNEL: 1}, local_out)))
+
+
+@lru_cache(maxsize=MEMO)
+def _arp_miss(vni: int, local: tuple[int, ...], tunnels: tuple[int, ...]) -> tuple[Flow, Flow]:
+    """An ARP request the responder cannot answer does not cross the underlay (DOVE answers
+    ARP at the edge): it goes to the network's local ports, and to the hypervisors hosting a
+    VM bound without addresses, the only kind that could answer it."""
+    local_out: list[Action] = [Output(p) for p in local]
+    to_remote: list[Action] = ([SetField("tunnel_id", vni), *(Output(p) for p in tunnels)]
+                               if tunnels else [])
+    match: dict[str, MatchValue] = {REG_NETWORK: vni, "eth_type": ETH_ARP, "arp_op": 1}
+    return (_check(flow(Stage.IN_ARP_RESPONDER, P_ARP_MISS, {**match, REG_FROM_TUNNEL: 0},
+                        [*local_out, *to_remote])),
+            _check(flow(Stage.IN_ARP_RESPONDER, P_ARP_MISS, {**match, REG_FROM_TUNNEL: 1},
+                        local_out)))
 
 
 def _classify_vm(ep: Endpoint, vni: int) -> Flow:

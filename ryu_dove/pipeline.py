@@ -35,8 +35,10 @@ class Stage(Enum):
                    "ipv6_src", "ip_proto", "icmpv6_type"}),
         ("IN_ARP_RESPONDER", "IN_L2_LOOKUP"))
     IN_ARP_RESPONDER = StageSpec(
-        20, "ARP requests for known endpoints and the gateway answered inside OVS",
-        frozenset({REG_NETWORK, "eth_type", "arp_op", "arp_tpa", "arp_spa"}), ("IN_L2_LOOKUP",))
+        20, "ARP requests for known endpoints and the gateway answered inside OVS; "
+        "others kept off the underlay",
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_type", "arp_op", "arp_tpa", "arp_spa"}),
+        ("IN_L2_LOOKUP",))
     IN_L2_LOOKUP = StageSpec(
         30, "destination MAC -> local port or remote hypervisor's tunnel; BUM to the "
             "network's local ports and hosting hypervisors; unknown dropped",

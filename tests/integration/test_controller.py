@@ -111,7 +111,9 @@ def test_runtime_plug_unplug_and_hypervisor_join(make_lab, write_topology):
     reaches_within(lab, "a1", "a4")
 
 
-def test_arp_for_known_endpoints_stays_on_the_hypervisor(make_lab, write_topology):
+def test_arp_stays_on_the_hypervisor(make_lab, write_topology):
+    """Known addresses are answered by the hypervisor; a request for an address nobody bound
+    is not flooded to the other hypervisors either."""
     from tests.integration.underlay import capture_underlay
 
     lab = make_lab(write_topology(TWO_HVS), controller=True)
@@ -123,6 +125,7 @@ def test_arp_for_known_endpoints_stays_on_the_hypervisor(make_lab, write_topolog
             subprocess.run(["ip", "-n", vms[vm].netns, "neigh", "flush", "all"], check=True)
         assert fate(lab, "a1", "a2") is Fate.REACHES
         assert fate(lab, "a2", "a1") is Fate.REACHES
+        assert not ping(vms["a1"], "198.51.100.50", timeout=1.0)  # bound by no one: ARP fails
     inner = [p.inner_ethertype for p in packets()]
     assert 0x0800 in inner, "the capture should see the tunnelled pings"
     assert 0x0806 not in inner, "ARP crossed the underlay"

@@ -171,12 +171,21 @@ def test_arp_for_the_gateway_is_answered_with_the_gateway_mac(fabric: Fabric, as
     assert reply.packet["eth_dst"] == asker.mac
 
 
-def test_arp_for_unknown_ip_is_flooded_within_the_network_only(fabric: Fabric) -> None:
+def test_arp_for_unknown_ip_stays_off_the_underlay(fabric: Fabric) -> None:
     request = ask(WEB1, "198.51.100.50")
     out = fabric.send(WEB1, request)
-    assert ports(out) == {WEB2.ofport, tunnel("hv2"), tunnel("hv4")}
-    assert keyed(out) == {tunnel("hv2"): 5001, tunnel("hv4"): 5001}
+    assert ports(out) == {WEB2.ofport}  # local ports of the network; no tunnel
     assert all(d.packet == request for d in out)
+
+
+def test_arp_for_unknown_ip_reaches_hypervisors_of_vms_bound_without_addresses() -> None:
+    bare = Endpoint("acme/web", "02:ac:00:00:00:77", (), "hv4", "tap-bare", 2, "iface-bare")
+    fabric = Fabric(build_directory([*ALL, bare]))
+    request = ask(WEB1, "198.51.100.50")  # only `bare` could own it
+    out = fabric.send(WEB1, request)
+    assert ports(out) == {WEB2.ofport, tunnel("hv4")} and keyed(out) == {tunnel("hv4"): 5001}
+    arrived = fabric.receive("hv4", "hv1", 5001, request)
+    assert ports(arrived) == {WEB4.ofport, bare.ofport}  # from a tunnel: local ports only
 
 
 def test_gratuitous_arp_is_flooded_not_answered(fabric: Fabric) -> None:

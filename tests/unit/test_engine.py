@@ -222,6 +222,7 @@ VMS = (  # name, MAC, address, network: some share a MAC or an address on purpos
     ("g1", "02:00:00:00:03:01", "198.51.100.10", "globex/web"),
     ("g2", "02:00:00:00:01:01", "198.51.100.13", "globex/web"),
     ("twin", "02:00:00:00:01:09", "198.51.100.10", "acme/web"),
+    ("bare", "02:00:00:00:01:0a", "", "acme/web"),  # bound without addresses
 )
 steps = st.lists(st.tuples(st.sampled_from(HVS3),
                            st.lists(st.sampled_from(VMS), unique=True, max_size=3),
