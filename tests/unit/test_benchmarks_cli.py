@@ -214,3 +214,13 @@ def test_background_busy_machine_warns_after_waiting(monkeypatch):
     load = dataplane.background(2.5, said.append)
     assert load["quiet"] is False and load["other_labs_before"] == ["t1a2b3c"]
     assert said[0].startswith("waiting up to 2 s") and said[-1].startswith("WARNING")
+
+
+def test_engine_alone_runs_a_small_world_to_the_end(capsys):
+    from benchmarks import engine_alone
+
+    assert engine_alone.main(["--switches", "6", "--tenants", "2", "--spread", "3",
+                              "--events", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["switches_in_sync"] == 6 and result["flow_mods"] > 0
+    assert result["event_ms"]["p50"] > 0 and result["events_per_s"] > 0

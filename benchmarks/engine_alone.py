@@ -1,0 +1,149 @@
+"""The engine alone at scale: the same world as benchmarks.scale, no sockets, no os-ken threads.
+
+    python -m benchmarks.engine_alone --switches N [--endpoints E] [--tenants T] [--events K]
+        [--json]
+
+Why: benchmarks.scale measures the whole controller process, where 1,000 switches mean
+2,000 os-ken threads handing every message across the GIL. This one drives the engine
+directly (reports posted as the OVSDB manager posts them; switches that take bytes and
+answer with an empty flow table and a bundle commit, in the engine's own thread), so the
+difference between the two is what the OpenFlow framework costs. Figures:
+- cold_start_cpu_s / flowmods_per_cpu_s: every switch connects and is programmed;
+- event_ms p50/p99/max and events_per_s: one new VM port at a time, from the report to the
+  last bundle handed to its switches, with every commit answered;
+- osken_encode_per_s: the framework baseline, as in benchmarks.scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import command_line, machine_facts, print_json
+from benchmarks.scale import Hypervisors, World, osken_encode_per_s, percentile
+
+
+class NullSwitch:
+    """A datapath that takes the bytes sent to it (counting them) and answers nothing."""
+
+    def __init__(self, dpid: int) -> None:
+        from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+        self.id = dpid
+        self.ofproto, self.ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
+        self.bytes = 0
+
+    def send(self, buf: bytes) -> None:
+        self.bytes += len(buf)
+
+
+def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
+    from ryu_dove.directory import MemoryDirectory
+    from ryu_dove.engine import Engine, Timing
+    from ryu_dove.policy import load_policy
+
+    policy = workdir / "scale-policy.yaml"
+    policy.write_text(world.policy_yaml())
+    return Engine(load_policy([str(policy)]), MemoryDirectory(), lambda *args: None,
+                  Timing(min_grace_s=0.0))
+
+
+def answer(engine: Any, kind: str) -> None:
+    """Deliver what every switch would answer: its (empty) flow table, or its commit."""
+    from ryu_dove.engine import SwitchMessage
+
+    replies = []
+    for dpid, rec in engine.switches.items():
+        if kind == "flow_stats":
+            msg = types.SimpleNamespace(xid=rec._dump_xid, flags=0, body=[])
+        elif rec._bundle is not None:
+            msg = types.SimpleNamespace(xid=rec._bundle.commit_xid)
+        else:
+            continue
+        replies.append(SwitchMessage(dpid, kind, msg))
+    engine.handle_batch(replies)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from ryu_dove.engine import OvsdbReport, SwitchUp
+
+    world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches))
+    encode = round(osken_encode_per_s())
+    hvs = Hypervisors(world)
+    for b in hvs.plan(world.endpoints):
+        hvs.apply(b)
+    engine = build_engine(world, hvs, workdir)
+    t0 = time.process_time()
+    for i in range(world.switches):
+        engine.handle_batch([OvsdbReport(hvs.report(i))])
+    ingest = time.process_time() - t0
+    switches = [NullSwitch(i + 1) for i in range(world.switches)]
+    t0 = time.process_time()
+    engine.handle_batch([SwitchUp(sw) for sw in switches])
+    answer(engine, "flow_stats")
+    answer(engine, "bundle")
+    cold = time.process_time() - t0
+    flow_mods = sum(rec.stats.flow_mods for rec in engine.switches.values())
+    times = []
+    for b in hvs.plan(args.events):
+        hvs.apply(b)
+        report = OvsdbReport(hvs.report(b.hv))  # built outside the timing: the agent's work
+        t0 = time.perf_counter()
+        engine.handle_batch([report])
+        answer(engine, "bundle")
+        times.append(time.perf_counter() - t0)
+    in_sync = sum(1 for rec in engine.switches.values() if rec.in_sync)
+    p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
+    return {
+        "benchmark": "engine_alone", "switches": world.switches, "endpoints": world.endpoints,
+        "tenants": world.tenants, "spread": world.spread, "events": args.events,
+        "ingest_cpu_s": round(ingest, 2),
+        "cold_start_cpu_s": round(cold, 2), "flow_mods": flow_mods,
+        "flowmods_per_cpu_s": round(flow_mods / cold) if cold > 0 else None,
+        "flowmods_x_encode": round(flow_mods / cold / encode, 1) if cold > 0 else None,
+        "event_ms": {"p50": round(1000 * (p50 or 0), 2), "p99": round(1000 * (p99 or 0), 2),
+                     "max": round(1000 * max(times), 2)},
+        "events_per_s": round(len(times) / sum(times)) if times else None,
+        "switches_in_sync": in_sync, "osken_encode_per_s": encode,
+        "gc_collections": [s["collections"] for s in gc.get_stats()],
+        "machine": machine_facts(), "command": command_line(),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from benchmarks.scale import positive
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.engine_alone",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--switches", type=positive, default=1000, help="hypervisors (1000)")
+    p.add_argument("--endpoints", type=positive, help="initial endpoints (20 x switches)")
+    p.add_argument("--tenants", type=positive, help="tenants, one network each (switches/5)")
+    p.add_argument("--spread", type=positive, default=20, help="hypervisors per tenant (20)")
+    p.add_argument("--events", type=positive, default=500, help="events, one at a time (500)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.endpoints = args.endpoints or 20 * args.switches
+    args.tenants = args.tenants or max(1, args.switches // 5)
+    with tempfile.TemporaryDirectory(prefix="dove-engine-") as tmp:
+        result = run(args, Path(tmp))
+    if args.json:
+        print_json(result)
+    else:
+        for key in ("switches", "cold_start_cpu_s", "flowmods_per_cpu_s", "flowmods_x_encode",
+                    "event_ms", "events_per_s", "osken_encode_per_s", "switches_in_sync"):
+            print(f"  {key:20} {result[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
