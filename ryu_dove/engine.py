@@ -311,8 +311,8 @@ class Engine:
             self.packet_ins += 1
             return
         rec = self.switches.get(ev.dpid)
-        if rec is None:
-            return
+        if rec is None or getattr(ev.msg, "datapath", rec.dp) is not rec.dp:
+            return  # a late answer on a connection the switch has since replaced
         if ev.kind == "flow_stats":
             rec.on_flow_stats(ev.msg)
         elif ev.kind == "bundle":

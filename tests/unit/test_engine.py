@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -255,3 +256,14 @@ def test_every_switch_holds_what_a_fresh_compile_gives(
             assert set(rec.desired.values()) == compile_switch(POLICY, h.engine.directory,
                                                                f"hv{dpid}")
             assert rec.in_sync and set(h.switches[dpid].table) == set(rec.desired)
+
+
+def test_a_late_answer_on_a_replaced_connection_is_ignored() -> None:
+    h = converged()
+    old = h.switches[1]
+    new = FakeSwitch(dpid=1)
+    h.engine.handle_batch([SwitchUp(new.dp)])  # reconnected; its dump not answered yet
+    rec = h.engine.switches[1]
+    stale = types.SimpleNamespace(xid=rec._dump_xid, flags=0, body=[], datapath=old.dp)
+    h.engine.handle_batch([SwitchMessage(1, "flow_stats", stale)])
+    assert rec.phase.value == "dumping"  # only the new connection's answer counts
