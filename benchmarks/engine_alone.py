@@ -55,15 +55,19 @@ def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
 
 
 def answer(engine: Any, kind: str) -> None:
-    """Deliver what every switch would answer: its (empty) flow table, or its commit."""
+    """Deliver what every switch would answer: its (empty) flow table ("flow_stats"), or the
+    end of the update in flight ("commit")."""
     from ryu_dove.engine import SwitchMessage
 
     replies = []
     for dpid, rec in engine.switches.items():
         if kind == "flow_stats":
             msg = types.SimpleNamespace(xid=rec._dump_xid, flags=0, body=[])
-        elif rec._bundle is not None:
+        elif rec._bundle is not None:  # a bundle's COMMIT or a small update's barrier
             msg = types.SimpleNamespace(xid=rec._bundle.commit_xid)
+            replies.append(SwitchMessage(dpid, "bundle" if rec._bundle.bundled else "barrier",
+                                         msg))
+            continue
         else:
             continue
         replies.append(SwitchMessage(dpid, kind, msg))
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     t0 = time.process_time()
     engine.handle_batch([SwitchUp(sw) for sw in switches])
     answer(engine, "flow_stats")
-    answer(engine, "bundle")
+    answer(engine, "commit")
     cold = time.process_time() - t0
     flow_mods = sum(rec.stats.flow_mods for rec in engine.switches.values())
     times = []
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         report = OvsdbReport(hvs.report(b.hv))  # built outside the timing: the agent's work
         t0 = time.perf_counter()
         engine.handle_batch([report])
-        answer(engine, "bundle")
+        answer(engine, "commit")
         times.append(time.perf_counter() - t0)
     in_sync = sum(1 for rec in engine.switches.values() if rec.in_sync)
     p50, p99 = percentile(times, 0.5), percentile(times, 0.99)

@@ -6,12 +6,13 @@ So each fake switch speaks only what the controller's handshake and reconciler n
 `struct` on raw headers: HELLO, FEATURES_REPLY (a distinct datapath id per switch), empty
 PORT_DESC and FLOW multipart replies (a cold start: nothing installed), ECHO and BARRIER
 replies, and ONF bundle control replies (OPEN/COMMIT/... with the request's bundle id and
-xid). Flow-mods inside BUNDLE_ADD are counted, never applied; no packets are processed.
+xid). Flow-mods, inside BUNDLE_ADD or plain, are counted, never applied; a barrier after
+plain flow-mods counts as that update's commit. No packets are processed.
 
 What it measures, with time.monotonic() (CLOCK_MONOTONIC is system-wide, so the times
 compare with the benchmark process's): per switch its connect, handshake and commit times
 and its flow-mods; per tracked MAC, when a flow-mod matching eth_dst=MAC reached each switch
-and when the bundle carrying it was committed.
+and when the bundle (or barrier) that completed it was answered.
 
 Driven by JSON lines on stdin, answered by JSON lines on stdout (nothing else is printed
 there). Commands, each answered once:
@@ -150,7 +151,8 @@ class FakeSwitch(asyncio.Protocol):
         self.buf = bytearray()
         self.times: dict[str, float] = {}  # connected, hello, features, dumped, lost
         self.open_bundles: set[int] = set()
-        self.bundle_macs: list[int] = []  # tracked MACs in the open bundle
+        self.bundle_macs: list[int] = []  # tracked MACs in the open bundle or update
+        self.unbarriered = False  # plain flow-mods since the last barrier
         self.installed = 0  # adds - deletes since connect (the table starts empty)
         self.ever_committed = False
         self.attempts = 0  # connect attempts
@@ -208,6 +210,10 @@ class FakeSwitch(asyncio.Protocol):
             self._send(reply_header(buf, off, length, OFPT_ECHO_REPLY))
         elif mtype == OFPT_BARRIER_REQUEST:
             self._send(reply_header(buf, off, length, OFPT_BARRIER_REPLY))
+            if self.unbarriered:  # plain flow-mods, then this barrier: that update's commit
+                self.unbarriered = False
+                self.commits.append(now)
+                self.fleet.committed(self, now)
         elif mtype == OFPT_FEATURES_REQUEST:
             self.times["features"] = now
             self._send(features_reply(xid, self.dpid))
@@ -216,6 +222,7 @@ class FakeSwitch(asyncio.Protocol):
             self.times["dumped" if mp_type == 1 else "port_desc"] = now
             self._send(empty_multipart_reply(xid, mp_type))
         elif mtype == OFPT_FLOW_MOD:
+            self.unbarriered = True
             self._flow_mod(buf, off, now)
         elif mtype == OFPT_HELLO:
             self.times["hello"] = now

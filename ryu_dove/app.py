@@ -120,6 +120,10 @@ class DoveController(app_manager.OSKenApp):
     def _bundle_reply(self, ev: Any) -> None:
         self.engine.post(SwitchMessage(ev.msg.datapath.id, "bundle", ev.msg))
 
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev: Any) -> None:
+        self.engine.post(SwitchMessage(ev.msg.datapath.id, "barrier", ev.msg))
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg,
                 [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:
@@ -134,7 +138,8 @@ class DoveController(app_manager.OSKenApp):
 
 
 _DIRECT_EVENTS = frozenset({ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg,
-                            ofp_event.EventOFPErrorMsg, ofp_event.EventOFPPacketIn})
+                            ofp_event.EventOFPBarrierReply, ofp_event.EventOFPErrorMsg,
+                            ofp_event.EventOFPPacketIn})
 
 
 def _ovs_host(host: str) -> str:

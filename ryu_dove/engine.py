@@ -78,7 +78,7 @@ class SwitchDown:
 @dataclass(frozen=True)
 class SwitchMessage:
     dpid: int
-    kind: str  # "flow_stats", "bundle", "error", "packet_in"
+    kind: str  # "flow_stats", "bundle", "barrier", "error", "packet_in"
     msg: Any
 
 
@@ -317,6 +317,8 @@ class Engine:
             rec.on_flow_stats(ev.msg)
         elif ev.kind == "bundle":
             rec.on_bundle_reply(ev.msg)
+        elif ev.kind == "barrier":
+            rec.on_barrier_reply(ev.msg)
         elif ev.kind == "error" and not rec.on_error(ev.msg):
             LOG.error("%s: OpenFlow error type=%s code=%s for xid %s", rec.name, ev.msg.type,
                       ev.msg.code, ev.msg.xid)

@@ -1,11 +1,19 @@
 """One reconciler per switch: make br-int's flows equal the desired set, sending only the diff.
 
 It learns what the switch has by dumping its flows (never by clearing them), diffs by cookie
-(a flow's cookie is a hash of its whole content, see ryu_dove.flows), and sends the deletes
-and adds as one atomic, ordered OpenFlow bundle. After a full diff (on connect, on a new
-desired set, after an error) it diffs only the cookies it is told changed, so an update
-costs in proportion to the change, not to the switch's thousands of flows. Replies arrive
-as events on the engine thread, which owns every reconciler; nothing here blocks.
+(a flow's cookie is a hash of its whole content, see ryu_dove.flows), and sends the
+difference. After a full diff (on connect, on a new desired set, after an error) it diffs
+only the cookies it is told changed, so an update costs in proportion to the change, not to
+the switch's thousands of flows. Replies arrive as events on the engine thread, which owns
+every reconciler; nothing here blocks.
+
+How a difference is sent (the Neutron OVS agent's split): the first one after the switch's
+flows were read, and any large one, as one atomic, ordered ONF bundle (OPEN, deletes, adds,
+COMMIT: two replies); a small one afterwards (an endpoint came or went: a few flows) as plain
+flow-mods, adds before deletes, then one barrier (one reply). Adds first keeps it hitless: a
+changed flow has the same match and priority as the one it replaces, so OVS replaces it in
+place and the delete by the old cookie finds nothing; a new flow is in before an old one
+goes. At a thousand switches the replies, not the flow-mods, were the cost.
 
 If the switch reports an error for any message of a bundle, the reconciler forgets what it
 believed was installed and dumps the flows again: the next diff repairs whatever happened.
@@ -28,6 +36,7 @@ from ryu_dove.flows import Flow, is_ours
 
 LOG = logging.getLogger(__name__)
 XID_BASE = 0x8000_0000  # above os-ken's own xids, so replies are never confused
+SMALL_UPDATE = 64  # flow-mods; after the first sync, a difference this small goes unbundled
 
 
 class Phase(Enum):
@@ -39,6 +48,7 @@ class Phase(Enum):
 @dataclass
 class ReconcilerStats:
     bundles: int = 0
+    plain_updates: int = 0  # small differences sent as flow-mods and a barrier
     flow_mods: int = 0
     resyncs: int = 0
     errors: int = 0
@@ -64,7 +74,8 @@ class Reconciler:
         self.rejected: set[int] = set()  # cookies of flows the switch refused
         self._dump_xid = -1
         self._dump_parts: list[Any] = []
-        self._bundle: _Bundle | None = None
+        self._bundle: _Bundle | None = None  # the update in flight, bundled or not
+        self._synced = False  # a first difference since the last read of the switch went in
 
     # --- inputs -----------------------------------------------------------------------
 
@@ -112,20 +123,32 @@ class Reconciler:
 
     def on_bundle_reply(self, msg: Any) -> None:
         b = self._bundle
-        if b is None or msg.xid != b.commit_xid:
-            return
+        if b is not None and b.bundled and msg.xid == b.commit_xid:
+            self._committed(b)
+
+    def on_barrier_reply(self, msg: Any) -> None:
+        b = self._bundle
+        if b is not None and not b.bundled and msg.xid == b.commit_xid:
+            self._committed(b)
+
+    def _committed(self, b: _Bundle) -> None:
         self._bundle = None
         if b.failed:
-            self._resync("an error was reported for the bundle")
+            self._resync("an error was reported for an update")
             return
         self.installed -= b.deletes
         self.installed |= b.adds
-        self.stats.bundles += 1
+        self._synced = True
+        if b.bundled:
+            self.stats.bundles += 1
+        else:
+            self.stats.plain_updates += 1
         self.stats.last_commit_s = self._clock() - b.sent_at
-        # DEBUG: an endpoint event commits a bundle on every hypervisor of its tenant, and at
-        # scale a log line (with its flush) per bundle cost more than the bundle itself.
-        LOG.debug("%s: bundle %d committed: +%d -%d flows in %.1f ms", self.name, b.id,
-                 len(b.adds), len(b.deletes), 1000 * self.stats.last_commit_s)
+        # DEBUG: an endpoint event commits an update on every hypervisor of its tenant, and at
+        # scale a log line (with its flush) per update cost more than the update itself.
+        LOG.debug("%s: %s %d committed: +%d -%d flows in %.1f ms", self.name,
+                  "bundle" if b.bundled else "update", b.id, len(b.adds), len(b.deletes),
+                  1000 * self.stats.last_commit_s)
         self.phase = Phase.IDLE
         self._push()
 
@@ -140,12 +163,13 @@ class Reconciler:
         refused = self.desired.get(added) if self.desired and added is not None else None
         if refused is not None:
             what = refused.describe()
-        LOG.error("%s: switch refused a message of bundle %d: type=%s code=%s (%s)",
-                  self.name, b.id, msg.type, msg.code, what)
+        LOG.error("%s: switch refused a message of %s %d: type=%s code=%s (%s)",
+                  self.name, "bundle" if b.bundled else "update", b.id, msg.type, msg.code,
+                  what)
         b.failed = True
         if added is not None:
             self.rejected.add(added)
-        if msg.xid == b.commit_xid:  # the whole bundle was rolled back
+        if b.bundled and msg.xid == b.commit_xid:  # the whole bundle was rolled back
             self._bundle = None
             self._resync("the bundle commit failed")
         return True
@@ -170,8 +194,29 @@ class Reconciler:
             deletes = {c for c in self._changed if c not in desired and c in installed}
             self.rejected -= {c for c in self._changed if c not in desired}
         self._changed = set()
-        if adds or deletes:
+        if not adds and not deletes:
+            return
+        if self._synced and len(adds) + len(deletes) <= SMALL_UPDATE:
+            self._send_plain(adds, deletes)
+        else:
             self._send_bundle(adds, deletes)
+
+    def _send_plain(self, adds: set[int], deletes: set[int]) -> None:
+        """Flow-mods, adds first (see the module's doc), then a barrier to learn it is done."""
+        assert self.desired is not None
+        b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock(),
+                    sorted(deletes), sorted(adds), self._xid(), bundled=False)
+        self._bundle = b
+        self.phase = Phase.COMMITTING
+        desired = self.desired
+        msgs = [*(wire.flow_add_bytes(desired[c]) for c in b.add_order),
+                *(wire.flow_delete_bytes(c) for c in b.delete_order)]
+        parts = [wire.with_xid(msg, b.first_xid if i == 0 else self._xid())
+                 for i, msg in enumerate(msgs)]
+        b.commit_xid = self._xid()
+        parts.append(wire.barrier_request(b.commit_xid))
+        self._send_bytes(b"".join(parts))
+        self.stats.flow_mods += len(adds) + len(deletes)
 
     def _send_bundle(self, adds: set[int], deletes: set[int]) -> None:
         """OPEN, the deletes then the adds, COMMIT: built as bytes and sent as one buffer."""
@@ -200,6 +245,7 @@ class Reconciler:
 
     def _dump(self) -> None:
         self.phase = Phase.DUMPING
+        self._synced = False
         self._dump_parts = []
         self._dump_xid = self._xid()
         self._send_bytes(wire.encode(ofencode.flow_dump(self.dp), self._dump_xid))
@@ -212,35 +258,54 @@ class Reconciler:
 
 @dataclass
 class _Bundle:
+    """An update in flight: a bundle, or plain flow-mods and a barrier (bundled=False)."""
+
     id: int
     adds: set[int]
     deletes: set[int]
     sent_at: float
     delete_order: list[int]  # the order they were sent in
     add_order: list[int]
-    first_xid: int  # OPEN's; then one per delete, one per add, then COMMIT's
-    commit_xid: int = -1
+    first_xid: int  # then one xid per message, in the order sent; the last is commit_xid
+    commit_xid: int = -1  # the bundle's COMMIT, or the barrier
     failed: bool = False
+    bundled: bool = True
+
+    # Consecutive xids. Bundle: OPEN, the deletes, the adds, COMMIT. Plain: the adds, the
+    # deletes, BARRIER.
 
     def _offset(self, xid: int) -> int:
         return (xid - self.first_xid) & 0xFFFF_FFFF  # xids wrap at 32 bits
 
     def owns(self, xid: int) -> bool:
-        return self._offset(xid) <= len(self.delete_order) + len(self.add_order) + 1
+        extra = 1 if self.bundled else 0
+        return self._offset(xid) <= len(self.delete_order) + len(self.add_order) + extra
+
+    def _position(self, xid: int) -> tuple[str, int | None]:
+        """What message `xid` was: ("add"|"delete", cookie) or ("open"|"commit"|"barrier", None)."""
+        i, d, a = self._offset(xid), len(self.delete_order), len(self.add_order)
+        if self.bundled:
+            if i == 0:
+                return "open", None
+            if i <= d:
+                return "delete", self.delete_order[i - 1]
+            if i <= d + a:
+                return "add", self.add_order[i - 1 - d]
+            return "commit", None
+        if i < a:
+            return "add", self.add_order[i]
+        if i < a + d:
+            return "delete", self.delete_order[i - a]
+        return "barrier", None
 
     def added_cookie(self, xid: int) -> int | None:
         """The cookie of the flow an add message carried, if `xid` is an add's."""
-        i = self._offset(xid) - 1 - len(self.delete_order)
-        return self.add_order[i] if 0 <= i < len(self.add_order) else None
+        kind, cookie = self._position(xid)
+        return cookie if kind == "add" else None
 
     def describe(self, xid: int) -> str:
         """What message `xid` was, for logs."""
-        offset = self._offset(xid)
-        if offset == 0:
-            return "open"
-        if offset <= len(self.delete_order):
-            return f"delete cookie {self.delete_order[offset - 1]:#x}"
-        added = self.added_cookie(xid)
-        if added is not None:
-            return f"add cookie {added:#x}"
-        return "commit" if self.owns(xid) else "?"
+        if not self.owns(xid):
+            return "?"
+        kind, cookie = self._position(xid)
+        return kind if cookie is None else f"{kind} cookie {cookie:#x}"

@@ -21,6 +21,7 @@ from ryu_dove.flows import Flow
 
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags
+_XID = struct.Struct("!I")
 _INNER_HEAD = struct.Struct("!BBH")  # version, type, length of the wrapped message
 _BUNDLE_ADD_HEAD = struct.Struct("!BBHIIIIxxHBBHI")  # the two above, then the inner header
 _BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
@@ -55,6 +56,16 @@ def bundle_add(bundle_id: int, flags: int, inner: bytes, xid: int) -> bytes:
         _HEADER.size + _BUNDLE_ADD.size + length, xid, ofproto_common.ONF_EXPERIMENTER_ID,
         ofproto_v1_3.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags, version, msg_type, length,
         xid) + inner[8:]
+
+
+def with_xid(msg: bytes, xid: int) -> bytes:
+    """An encoded message (a cached flow-mod) with its xid set."""
+    return msg[:4] + _XID.pack(xid) + msg[8:]
+
+
+def barrier_request(xid: int) -> bytes:
+    return _HEADER.pack(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_BARRIER_REQUEST,
+                        _HEADER.size, xid)
 
 
 def bundle_ctrl(bundle_id: int, kind: int, flags: int, xid: int) -> bytes:

@@ -1,6 +1,6 @@
 """A message-level fake OVS for reconciler and engine tests: it reads the bytes the controller
-sends (flow dumps, ONF bundles), applies bundles atomically on COMMIT, and answers with the
-os-ken reply messages OVS's answers parse into.
+sends (flow dumps, ONF bundles, flow-mods, barriers), applies bundles atomically on COMMIT and
+flow-mods as they come, and answers with the os-ken reply messages OVS's answers parse into.
 
 Requests are parsed here with struct: os-ken only parses what switches send. Packet
 processing is tests/fakeoftable.py's job; this one only keeps the flow table.
@@ -14,8 +14,13 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_common, ofproto_protocol, ofproto_v1_3
 
-OFPT_EXPERIMENTER, OFPT_MULTIPART_REQUEST = 4, 18
+OFPT_EXPERIMENTER, OFPT_FLOW_MOD, OFPT_MULTIPART_REQUEST, OFPT_BARRIER_REQUEST = 4, 14, 18, 20
 HEADER = struct.Struct("!BBHI")
+
+
+def _match_bytes(flow_mod: bytes) -> bytes:
+    length, = struct.unpack_from("!H", flow_mod, 50)  # ofp_match.length, after 48 fixed bytes
+    return flow_mod[48:48 + length]
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,11 @@ class FlowModSeen:
     table_id: int
     priority: int
     raw: bytes
+
+    def same_match(self, other: FlowModSeen) -> bool:
+        """Same table, priority and match (the match is the bytes after the fixed part)."""
+        return ((self.table_id, self.priority) == (other.table_id, other.priority)
+                and _match_bytes(self.raw) == _match_bytes(other.raw))
 
     @classmethod
     def parse(cls, buf: bytes) -> FlowModSeen:
@@ -72,6 +82,18 @@ class FakeSwitch:
             self.sent.append(("dump", xid))
             self._answer_dump(xid)
             return
+        if msg_type == OFPT_FLOW_MOD:  # unbundled: applied as it comes, as OVS does
+            mod = FlowModSeen.parse(msg)
+            self.sent.append(("flow_mod", mod))
+            if not self._refused(mod, xid):
+                self._apply(mod)
+            return
+        if msg_type == OFPT_BARRIER_REQUEST:
+            self.sent.append(("barrier", xid))
+            reply = self.parser.OFPBarrierReply(self.dp)
+            reply.xid = xid
+            self.replies.append(("barrier", reply))
+            return
         assert msg_type == OFPT_EXPERIMENTER, f"unexpected message type {msg_type}"
         experimenter, exp_type, bundle_id = struct.unpack_from("!III", msg, 8)
         assert experimenter == ofproto_common.ONF_EXPERIMENTER_ID
@@ -109,16 +131,24 @@ class FakeSwitch:
             self.replies.append(("bundle", reply))
 
     def _bundle_add(self, bundle_id: int, mod: FlowModSeen, xid: int) -> None:
+        if not self._refused(mod, xid):  # OVS rejects at add time; commit still runs
+            self._open[bundle_id].append(mod)
+
+    def _refused(self, mod: FlowModSeen, xid: int) -> bool:
         if mod.command == self.ofp.OFPFC_ADD and mod.cookie in self.refuse_cookies:
             err = self.parser.OFPErrorMsg(self.dp, type_=self.ofp.OFPET_BAD_INSTRUCTION,
                                           code=self.ofp.OFPBIC_BAD_TABLE_ID)
             err.xid = xid
-            self.replies.append(("error", err))  # OVS rejects at add time; commit still runs
-            return
-        self._open[bundle_id].append(mod)
+            self.replies.append(("error", err))
+            return True
+        return False
 
     def _apply(self, mod: FlowModSeen) -> None:
         if mod.command == self.ofp.OFPFC_ADD:
+            # As OVS: an add replaces a flow with the same table, priority and match.
+            for cookie, old in list(self.table.items()):
+                if old.same_match(mod):
+                    del self.table[cookie]
             self.table[mod.cookie] = mod
         elif mod.command == self.ofp.OFPFC_DELETE:
             self.table.pop(mod.cookie, None)
@@ -128,7 +158,7 @@ class FakeSwitch:
         return out
 
     def flow_mods_sent(self) -> list[FlowModSeen]:
-        return [m for kind, m in self.sent if kind == "bundle_add"]
+        return [m for kind, m in self.sent if kind in ("bundle_add", "flow_mod")]
 
     def add_foreign_flow(self, cookie: int = 0x1234) -> None:
         self.table[cookie] = FlowModSeen(self.ofp.OFPFC_ADD, cookie, 0, 1, b"")

@@ -108,6 +108,19 @@ def test_bundle_is_answered_counted_and_its_tracked_mac_stamped():
     assert 0 < t_add <= t_commit and seen == 1
 
 
+def test_plain_flow_mods_then_a_barrier_count_as_one_committed_update():
+    fleet, transport = connected_switch({MAC: 1})
+    sw = fleet.switches[0]
+    sw.data_received(wire(PARSER.OFPBarrierRequest(DP)))  # nothing before it: no update
+    assert sw.commits == []
+    sw.data_received(wire(l2_flow_add(MAC), ofencode.flow_delete(DP, 0xD0 << 56),
+                          PARSER.OFPBarrierRequest(DP)))
+    assert [type(m) for m in parse_all(bytes(transport.out))] == [PARSER.OFPBarrierReply] * 2
+    assert (sw.adds, sw.deletes, len(sw.commits)) == (1, 1, 1) and fleet.uncommitted == 0
+    t_add, t_commit, seen = fleet.tracker.summary()[MAC]
+    assert 0 < t_add <= t_commit and seen == 1
+
+
 def test_eth_dst_is_read_from_the_match_and_a_masked_one_is_not():
     unicast = wire(l2_flow_add(MAC))
     assert fake_fleet.eth_dst(unicast, 0) == fake_fleet.mac_bytes(MAC)

@@ -6,7 +6,7 @@ import itertools
 
 from ryu_dove.flows import Output, SetField, flow
 from ryu_dove.pipeline import Stage
-from ryu_dove.reconciler import Phase, Reconciler
+from ryu_dove.reconciler import SMALL_UPDATE, Phase, Reconciler
 from tests.fakeswitch import FakeSwitch
 
 
@@ -21,7 +21,7 @@ def pump(rec: Reconciler, sw: FakeSwitch) -> None:
     while sw.replies:
         for kind, msg in sw.take_replies():
             {"flow_stats": rec.on_flow_stats, "bundle": rec.on_bundle_reply,
-             "error": rec.on_error}[kind](msg)
+             "barrier": rec.on_barrier_reply, "error": rec.on_error}[kind](msg)
 
 
 def connected(sw: FakeSwitch) -> Reconciler:
@@ -52,7 +52,7 @@ def test_same_desired_state_sends_nothing():
     assert len(sw.sent) == sent
 
 
-def test_a_changed_flow_is_one_delete_and_one_add():
+def test_a_changed_flow_is_replaced_in_place_then_its_old_cookie_deleted():
     sw = FakeSwitch()
     rec = connected(sw)
     rec.set_desired(flows(5))
@@ -64,7 +64,11 @@ def test_a_changed_flow_is_one_delete_and_one_add():
     rec.set_desired(frozenset(changed))
     pump(rec, sw)
     mods = sw.flow_mods_sent()[before:]
-    assert [m.command for m in mods] == [sw.ofp.OFPFC_DELETE, sw.ofp.OFPFC_ADD]
+    # Small and after the first sync: plain flow-mods, add first. The add has the old flow's
+    # match and priority, so the switch replaces it in place (no moment without the flow);
+    # the delete by the old cookie then finds nothing.
+    assert [m.command for m in mods] == [sw.ofp.OFPFC_ADD, sw.ofp.OFPFC_DELETE]
+    assert sw.sent[-1][0] == "barrier" and rec.stats.plain_updates == 1
     assert set(sw.table) == {f.cookie for f in changed} and rec.in_sync
 
 
@@ -156,7 +160,8 @@ def test_changes_reported_while_a_bundle_is_in_flight_follow_it():
     del live[first.cookie]
     rec.changed({*(f.cookie for f in extra), first.cookie})
     pump(rec, sw)
-    assert set(sw.table) == set(live) and rec.in_sync and rec.stats.bundles == 2
+    assert set(sw.table) == set(live) and rec.in_sync
+    assert (rec.stats.bundles, rec.stats.plain_updates) == (1, 1)
 
 
 def test_a_change_to_a_flow_not_installed_yet_is_not_deleted():
@@ -168,3 +173,50 @@ def test_a_change_to_a_flow_not_installed_yet_is_not_deleted():
     rec.changed({12345})  # neither desired nor installed: nothing to do
     pump(rec, sw)
     assert rec.stats.bundles == 1 and rec.in_sync
+
+
+# --- bundles for the first sync and large differences, flow-mods + barrier for small ones ---
+
+def test_first_sync_is_a_bundle_and_small_changes_after_it_are_not():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    live = {f.cookie: f for f in flows(3)}
+    rec.set_desired(live)
+    pump(rec, sw)
+    assert [k for k, _ in sw.sent if k != "dump"][:1] == ["bundle_ctrl"]
+    extra = next(iter(flows(4) - flows(3)))
+    live[extra.cookie] = extra
+    sent = len(sw.sent)
+    rec.changed({extra.cookie})
+    pump(rec, sw)
+    assert [k for k, _ in sw.sent[sent:]] == ["flow_mod", "barrier"]
+    assert rec.in_sync and extra.cookie in sw.table
+
+
+def test_a_large_difference_after_the_first_sync_is_still_one_bundle():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    rec.set_desired(flows(3))
+    pump(rec, sw)
+    big = flows(3) | flows(SMALL_UPDATE + 1, vni=9)  # one flow-mod more than "small"
+    sent = len(sw.sent)
+    rec.set_desired(big)
+    pump(rec, sw)
+    kinds = [k for k, _ in sw.sent[sent:]]
+    assert kinds[0] == "bundle_ctrl" and "flow_mod" not in kinds
+    assert rec.in_sync and set(sw.table) == {f.cookie for f in big}
+
+
+def test_a_refused_flow_in_a_small_update_is_reported_and_the_switch_read_again():
+    sw = FakeSwitch()
+    rec = connected(sw)
+    live = {f.cookie: f for f in flows(3)}
+    rec.set_desired(live)
+    pump(rec, sw)
+    bad, good = sorted(flows(5) - flows(3), key=lambda f: f.cookie)
+    sw.refuse_cookies.add(bad.cookie)
+    live.update({bad.cookie: bad, good.cookie: good})
+    rec.changed({bad.cookie, good.cookie})
+    pump(rec, sw)
+    assert rec.rejected == {bad.cookie} and rec.stats.resyncs == 1
+    assert good.cookie in sw.table and bad.cookie not in sw.table  # the rest went in
