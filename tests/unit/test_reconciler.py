@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from ryu_dove.flows import Output, SetField, flow
+from ryu_dove.flows import Flow, Output, SetField, flow
 from ryu_dove.pipeline import Stage
 from ryu_dove.reconciler import SMALL_UPDATE, Phase, Reconciler
 from tests.fakeswitch import FakeSwitch
@@ -132,12 +132,18 @@ def test_a_refused_flow_is_named_right_when_the_xids_wrap():
 
 # --- a live desired mapping with changes reported by cookie ---------------------------------
 
-def test_reported_changes_send_exactly_the_change():
+def synced(n: int) -> tuple[FakeSwitch, Reconciler, dict[int, Flow]]:
+    """A switch holding flows(n), and its reconciler given them as a live mapping."""
     sw = FakeSwitch()
     rec = connected(sw)
-    live = {f.cookie: f for f in flows(50)}
+    live = {f.cookie: f for f in flows(n)}
     rec.set_desired(live)
     pump(rec, sw)
+    return sw, rec, live
+
+
+def test_reported_changes_send_exactly_the_change():
+    sw, rec, live = synced(50)
     gone = next(iter(live))
     new = flow(Stage.IN_L2_LOOKUP, 100, {"reg0": 7, "eth_dst": "02:00:00:00:01:00"}, [Output(3)])
     del live[gone]
@@ -165,11 +171,7 @@ def test_changes_reported_while_a_bundle_is_in_flight_follow_it():
 
 
 def test_a_change_to_a_flow_not_installed_yet_is_not_deleted():
-    sw = FakeSwitch()
-    rec = connected(sw)
-    live = {f.cookie: f for f in flows(3)}
-    rec.set_desired(live)
-    pump(rec, sw)
+    sw, rec, live = synced(3)
     rec.changed({12345})  # neither desired nor installed: nothing to do
     pump(rec, sw)
     assert rec.stats.bundles == 1 and rec.in_sync
@@ -178,11 +180,7 @@ def test_a_change_to_a_flow_not_installed_yet_is_not_deleted():
 # --- bundles for the first sync and large differences, flow-mods + barrier for small ones ---
 
 def test_first_sync_is_a_bundle_and_small_changes_after_it_are_not():
-    sw = FakeSwitch()
-    rec = connected(sw)
-    live = {f.cookie: f for f in flows(3)}
-    rec.set_desired(live)
-    pump(rec, sw)
+    sw, rec, live = synced(3)
     assert [k for k, _ in sw.sent if k != "dump"][:1] == ["bundle_ctrl"]
     extra = next(iter(flows(4) - flows(3)))
     live[extra.cookie] = extra
@@ -208,11 +206,7 @@ def test_a_large_difference_after_the_first_sync_is_still_one_bundle():
 
 
 def test_a_refused_flow_in_a_small_update_is_reported_and_the_switch_read_again():
-    sw = FakeSwitch()
-    rec = connected(sw)
-    live = {f.cookie: f for f in flows(3)}
-    rec.set_desired(live)
-    pump(rec, sw)
+    sw, rec, live = synced(3)
     bad, good = sorted(flows(5) - flows(3), key=lambda f: f.cookie)
     sw.refuse_cookies.add(bad.cookie)
     live.update({bad.cookie: bad, good.cookie: good})
