@@ -54,23 +54,16 @@ def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
                   Timing(min_grace_s=0.0))
 
 
-def answer(engine: Any, kind: str) -> None:
-    """Deliver what every switch would answer: its (empty) flow table ("flow_stats"), or the
-    end of the update in flight ("commit")."""
+def answer(engine: Any) -> None:
+    """Deliver what every switch waits for: its (empty) flow table, or the end of its update."""
     from ryu_dove.engine import SwitchMessage
 
     replies = []
     for dpid, rec in engine.switches.items():
-        if kind == "flow_stats":
-            msg = types.SimpleNamespace(xid=rec._dump_xid, flags=0, body=[])
-        elif rec._bundle is not None:  # a bundle's COMMIT or a small update's barrier
-            msg = types.SimpleNamespace(xid=rec._bundle.commit_xid)
-            replies.append(SwitchMessage(dpid, "bundle" if rec._bundle.bundled else "barrier",
-                                         msg))
-            continue
-        else:
-            continue
-        replies.append(SwitchMessage(dpid, kind, msg))
+        if rec.awaiting is not None:
+            kind, xid = rec.awaiting
+            replies.append(SwitchMessage(dpid, kind,
+                                         types.SimpleNamespace(xid=xid, flags=0, body=[])))
     engine.handle_batch(replies)
 
 
@@ -90,8 +83,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     switches = [NullSwitch(i + 1) for i in range(world.switches)]
     t0 = time.process_time()
     engine.handle_batch([SwitchUp(sw) for sw in switches])
-    answer(engine, "flow_stats")
-    answer(engine, "commit")
+    answer(engine)  # the flow tables
+    answer(engine)  # the first bundles
     cold = time.process_time() - t0
     flow_mods = sum(rec.stats.flow_mods for rec in engine.switches.values())
     times = []
@@ -100,7 +93,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         report = OvsdbReport(hvs.report(b.hv))  # built outside the timing: the agent's work
         t0 = time.perf_counter()
         engine.handle_batch([report])
-        answer(engine, "commit")
+        answer(engine)
         times.append(time.perf_counter() - t0)
     in_sync = sum(1 for rec in engine.switches.values() if rec.in_sync)
     p50, p99 = percentile(times, 0.5), percentile(times, 0.99)

@@ -115,6 +115,8 @@ class Engine:
         self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
         self._named: collections.Counter[str] = collections.Counter()  # remote -> how many name it
         self._dpid_hv: dict[int, str] = {}
+        self._tep_hv: dict[str, str] = {}  # TEP -> the hypervisor that has it
+        self._tep_conflicts: dict[str, str] = {}  # ignored hypervisor -> who has its TEP
         self._port_memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
         self._vm_ports: dict[str, list[PortInfo]] = {}  # of each hypervisor's last report
         self.packet_ins = 0
@@ -211,6 +213,17 @@ class Engine:
             LOG.warning("OVSDB %s has no %s/%s: run dove-join on that hypervisor", report.conn,
                         contract.HYPERVISOR, contract.TEP_IP)
             return
+        holder = self._tep_hv.get(report.tep_ip, name)
+        if holder != name:
+            # Two hypervisors on one TEP would share a tunnel port name and a remote key: their
+            # traffic would go to either. The first keeps it; the other is ignored until fixed.
+            if self._tep_conflicts.get(name) != holder:
+                LOG.error("hypervisor %s (OVSDB %s) reports TEP %s, which %s uses: ignored "
+                          "until its %s changes", name, report.conn, report.tep_ip, holder,
+                          contract.TEP_IP)
+            self._tep_conflicts[name] = holder
+            return
+        self._tep_conflicts.pop(name, None)
         self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
@@ -228,6 +241,9 @@ class Engine:
             self._dirty_tunnels = True
         if old != hv:
             self.directory.put_hypervisor(hv)
+            if old is not None:
+                self._tep_hv.pop(old.tep_ip, None)
+            self._tep_hv[hv.tep_ip] = name
             self._dirty_whole(name)
             if old is not None and old.tep_ip != hv.tep_ip:  # peers name it by its TEP
                 for net in self.directory.networks_on(name):
@@ -284,6 +300,8 @@ class Engine:
             self._vm_ports.pop(name, None)
             if hv is not None and hv.dpid is not None:
                 self._dpid_hv.pop(hv.dpid, None)
+            if hv is not None:
+                self._tep_hv.pop(hv.tep_ip, None)
             for net in self.directory.remove_hypervisor(name):
                 self._dirty_network(net)
             self._dirty_tunnels = True
@@ -451,7 +469,6 @@ class Engine:
             if (r.port, r.reason) not in old:
                 LOG.warning("binding refused on %s port %s (iface %s): %s", hv, r.port,
                             r.iface_id or "-", r.reason)
-
 
 
 def _split_ports(report: HypervisorReport,

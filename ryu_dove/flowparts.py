@@ -7,7 +7,8 @@ between changes. A switch's flows are the union of:
 - per network it hosts, the network's shared part (build_part(): tunnel classification, ARP
   answers and a unicast flow for every member MAC naming the member's hypervisor in
   REG_REMOTE), identical on every hypervisor hosting the network, as specialise() adapts it:
-  its own members delivered locally, and its flood flows;
+  its own members delivered locally, its flood flows, and where ARP requests nobody can
+  answer may go (not over the underlay, unless a VM bound without addresses is there);
 - to_tunnel(): per remote hypervisor it shares a network with, the OUT_TUNNEL flow to the
   tunnel port.
 Because the shared part names hypervisors by key instead of by a switch's tunnel ofport, one

@@ -15,7 +15,7 @@ changed flow has the same match and priority as the one it replaces, so OVS repl
 place and the delete by the old cookie finds nothing; a new flow is in before an old one
 goes. At a thousand switches the replies, not the flow-mods, were the cost.
 
-If the switch reports an error for any message of a bundle, the reconciler forgets what it
+If the switch reports an error for any message of an update, the reconciler forgets what it
 believed was installed and dumps the flows again: the next diff repairs whatever happened.
 A flow the switch refused is not sent again (that would loop); it stays reported as
 rejected until the desired state no longer contains it.
@@ -74,7 +74,7 @@ class Reconciler:
         self.rejected: set[int] = set()  # cookies of flows the switch refused
         self._dump_xid = -1
         self._dump_parts: list[Any] = []
-        self._bundle: _Bundle | None = None  # the update in flight, bundled or not
+        self._update: _Update | None = None  # the update in flight, bundled or not
         self._synced = False  # a first difference since the last read of the switch went in
 
     # --- inputs -----------------------------------------------------------------------
@@ -122,17 +122,17 @@ class Reconciler:
         self._push()
 
     def on_bundle_reply(self, msg: Any) -> None:
-        b = self._bundle
+        b = self._update
         if b is not None and b.bundled and msg.xid == b.commit_xid:
             self._committed(b)
 
     def on_barrier_reply(self, msg: Any) -> None:
-        b = self._bundle
+        b = self._update
         if b is not None and not b.bundled and msg.xid == b.commit_xid:
             self._committed(b)
 
-    def _committed(self, b: _Bundle) -> None:
-        self._bundle = None
+    def _committed(self, b: _Update) -> None:
+        self._update = None
         if b.failed:
             self._resync("an error was reported for an update")
             return
@@ -154,7 +154,7 @@ class Reconciler:
 
     def on_error(self, msg: Any) -> bool:
         """Handle an OpenFlow error if it answers one of our messages; True if it did."""
-        b = self._bundle
+        b = self._update
         if b is None or not b.owns(msg.xid):
             return False
         self.stats.errors += 1
@@ -170,11 +170,21 @@ class Reconciler:
         if added is not None:
             self.rejected.add(added)
         if b.bundled and msg.xid == b.commit_xid:  # the whole bundle was rolled back
-            self._bundle = None
+            self._update = None
             self._resync("the bundle commit failed")
         return True
 
     # --- state ---------------------------------------------------------------------------
+
+    @property
+    def awaiting(self) -> tuple[str, int] | None:
+        """The answer this reconciler waits for, as (SwitchMessage kind, xid): "flow_stats"
+        while it reads the switch, "bundle" or "barrier" while an update is in flight."""
+        if self.phase is Phase.DUMPING:
+            return "flow_stats", self._dump_xid
+        if self._update is not None:
+            return ("bundle" if self._update.bundled else "barrier"), self._update.commit_xid
+        return None
 
     @property
     def in_sync(self) -> bool:
@@ -204,9 +214,9 @@ class Reconciler:
     def _send_plain(self, adds: set[int], deletes: set[int]) -> None:
         """Flow-mods, adds first (see the module's doc), then a barrier to learn it is done."""
         assert self.desired is not None
-        b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock(),
+        b = _Update(next(self._bundle_ids), adds, deletes, self._clock(),
                     sorted(deletes), sorted(adds), self._xid(), bundled=False)
-        self._bundle = b
+        self._update = b
         self.phase = Phase.COMMITTING
         desired = self.desired
         msgs = [*(wire.flow_add_bytes(desired[c]) for c in b.add_order),
@@ -223,9 +233,9 @@ class Reconciler:
         assert self.desired is not None
         dp = self.dp
         # Consecutive xids: OPEN, the deletes, the adds, COMMIT; an error's xid says which.
-        b = _Bundle(next(self._bundle_ids), adds, deletes, self._clock(),
+        b = _Update(next(self._bundle_ids), adds, deletes, self._clock(),
                     sorted(deletes), sorted(adds), self._xid())
-        self._bundle = b
+        self._update = b
         self.phase = Phase.COMMITTING
         flags = dp.ofproto.ONF_BF_ATOMIC | dp.ofproto.ONF_BF_ORDERED
         parts = [wire.bundle_ctrl(b.id, wire.BUNDLE_OPEN, flags, b.first_xid)]
@@ -257,7 +267,7 @@ class Reconciler:
 
 
 @dataclass
-class _Bundle:
+class _Update:
     """An update in flight: a bundle, or plain flow-mods and a barrier (bundled=False)."""
 
     id: int

@@ -264,6 +264,20 @@ def test_a_late_answer_on_a_replaced_connection_is_ignored() -> None:
     new = FakeSwitch(dpid=1)
     h.engine.handle_batch([SwitchUp(new.dp)])  # reconnected; its dump not answered yet
     rec = h.engine.switches[1]
-    stale = types.SimpleNamespace(xid=rec._dump_xid, flags=0, body=[], datapath=old.dp)
+    assert rec.awaiting is not None
+    stale = types.SimpleNamespace(xid=rec.awaiting[1], flags=0, body=[], datapath=old.dp)
     h.engine.handle_batch([SwitchMessage(1, "flow_stats", stale)])
     assert rec.phase.value == "dumping"  # only the new connection's answer counts
+
+
+def test_a_hypervisor_reporting_a_taken_tep_is_ignored_until_it_changes(caplog) -> None:
+    h = converged()
+    before = {dpid: dict(sw.table) for dpid, sw in h.switches.items()}
+    h.run(report("hv3", vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31"),
+                 tep=TEPS["hv1"]))
+    assert h.engine.directory.hypervisor("hv3") is None
+    assert "hv3 (OVSDB tcp:hv3) reports TEP 192.0.2.1, which hv1 uses" in caplog.text
+    assert {dpid: sw.table for dpid, sw in h.switches.items()} == before  # nothing disturbed
+    h.run(report("hv3", vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31")))
+    hv3 = h.engine.directory.hypervisor("hv3")
+    assert hv3 is not None and hv3.tep_ip == TEPS["hv3"]
