@@ -22,24 +22,36 @@ IN_PORT = 0xFFFFFFF8  # OFPP_IN_PORT: send back where it came from
 MatchValue = int | str | tuple[int, int] | tuple[str, str]  # value or (value, mask)
 
 
-@dataclass(frozen=True, slots=True)
+# The actions' reprs are written out, in exactly the text dataclasses would generate: a
+# cookie hashes them (so the text must never change), and the generated ones cost 1-2 us each.
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Output:
     port: int
 
+    def __repr__(self) -> str:
+        return f"Output(port={self.port!r})"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class SetField:
     field: str
     value: int | str
 
+    def __repr__(self) -> str:
+        return f"SetField(field={self.field!r}, value={self.value!r})"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Move:
     """Copy n_bits of one field to another (Nicira reg_move), e.g. eth_src -> eth_dst."""
 
     src: str
     dst: str
     n_bits: int
+
+    def __repr__(self) -> str:
+        return f"Move(src={self.src!r}, dst={self.dst!r}, n_bits={self.n_bits!r})"
 
 
 Action = Output | SetField | Move

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from ryu_dove.compiler import GATEWAY_MAC, Compiler, compile_switch
 from ryu_dove.directory import Endpoint, Hypervisor, MemoryDirectory
-from ryu_dove.flows import Flow, FlowError, check_flow, flow, is_ours
+from ryu_dove.flows import Flow, FlowError, Move, Output, SetField, check_flow, flow, is_ours
 from ryu_dove.pipeline import Stage
 from ryu_dove.policy import Policy, load_policy
 from tests.fakeoftable import (
@@ -507,3 +507,16 @@ def test_incremental_compiler_agrees_with_a_fresh_compile(
                 else:
                     del mirror[cookie]
             assert set(mirror.values()) == expected
+
+
+def test_cookies_do_not_change_between_versions() -> None:
+    """A cookie is a flow's identity on the switches: if the same flow hashed differently
+    after an upgrade, a restarted controller would replace every flow it finds."""
+    f = flow(Stage.IN_ARP_RESPONDER, 100, {"reg0": 5001, "eth_type": 0x0806, "arp_op": 1,
+                                           "arp_tpa": "198.51.100.10"},
+             [Move("eth_src", "eth_dst", 48), SetField("eth_src", "02:00:00:00:00:01"),
+              Output(0xFFFFFFF8)])
+    assert f.cookie == 0xD00320341529B2BD
+    assert repr(f.actions) == ("(Move(src='eth_src', dst='eth_dst', n_bits=48), "
+                               "SetField(field='eth_src', value='02:00:00:00:00:01'), "
+                               "Output(port=4294967288))")
