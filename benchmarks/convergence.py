@@ -70,11 +70,11 @@ How it is measured (decisions)
   the same way). OVSDB transactions here wait until ovs-vswitchd has applied them, as
   ovs-vsctl and os-vif do; `unplug_txn_s` / `plug_txn_done_s` show that share of a move.
 - Where the time goes: the controller's log (`endpoint ... on HV` when the engine has taken
-  a port's OVSDB report, `HV: bundle N committed` when the engine has handled the switch's
-  commit reply) is read for each phase, next to the plug transactions and the probe
-  timeline (`converge_timeline`, `add_vm.timeline`, `migrations[].timeline`), and the CPU
-  seconds of the controller, this process (probes, plugging) and the lab's OVS daemons while
-  converging.
+  a port's OVSDB report, `HV: bundle|update N committed` when the engine has handled the
+  switch's commit or barrier reply; the controller runs with `--debug=ryu_dove.reconciler`)
+  is read for each phase, next to the plug transactions and the probe timeline
+  (`converge_timeline`, `add_vm.timeline`, `migrations[].timeline`), and the CPU seconds of
+  the controller, this process (probes, plugging) and the lab's OVS daemons while converging.
 - Sharing the machine: the lab, its controller and the probes share the CPUs with whatever
   else runs. CPU used by other processes while converging is recorded
   (`foreign_cpu_converge_s`); above 10% of one CPU the run is marked `disturbed`.
@@ -137,7 +137,8 @@ OVN_MIGRATE_S = (0.011, 0.036)
 ARP_SYSCTLS = ("retrans_time_ms=20", "mcast_solicit=10", "ucast_solicit=3", "app_solicit=0")
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \S+ \S+: (.*)$")
 ENDPOINT_MSG = re.compile(r"^endpoint (\S+) (\S+) (\S*) (on|left) (\S+) port (\S+)$")
-BUNDLE_MSG = re.compile(r"^(\S+): bundle (\d+) committed: \+(\d+) -(\d+) flows in ([\d.]+) ms$")
+BUNDLE_MSG = re.compile(
+    r"^(\S+): (?:bundle|update) (\d+) committed: \+(\d+) -(\d+) flows in ([\d.]+) ms$")
 
 
 class BenchError(RuntimeError):
@@ -613,7 +614,8 @@ class Run:
                      "they share the CPUs")
         self.log("bringing the lab up (hypervisors and controller, no VM)")
         lab.up(Topology(tuple(self.hv_names)), [str(POLICY)], self.policy, controller=True,
-               connect_timeout=60.0)
+               connect_timeout=60.0,  # every committed update logged, for the timelines
+               controller_args=["--debug=ryu_dove.reconciler"])
         api = Api(lab)
         wait_until("hypervisors in sync and the tunnel mesh", 60,
                    synced_check(api, self.hv_names))

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a vanished hypervisor keeps its endpoints (15)")
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--debug", action="append", default=[], metavar="MODULE",
+                   help="debug logging for one module, e.g. ryu_dove.reconciler (every "
+                        "update a switch committed, with its size and time); repeatable")
     return p
 
 
@@ -96,7 +99,7 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def _setup_logging(args: argparse.Namespace) -> logging.handlers.QueueListener:
     """Log through a queue: the engine thread formats a record and goes on; a listener thread
     writes it. A slow disk (a flush was seen to take 20 ms here) must not stall the engine."""
     handler: logging.Handler = (logging.FileHandler(args.log_file) if args.log_file
@@ -111,6 +114,9 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:  # os-ken logs every connection attempt at INFO
         logging.getLogger("os_ken").setLevel(logging.WARNING)
+    for module in args.debug:
+        logging.getLogger(module).setLevel(logging.DEBUG)
+    return listener
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import socket
 import subprocess
 import sys
@@ -51,3 +53,22 @@ def test_the_app_loads_the_way_the_framework_manager_loads_it():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert "ryu_dove.app" in out.stdout
+
+
+def test_debug_names_one_module(tmp_path, monkeypatch):
+    from ryu_dove.cli import controller as cli
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # _setup_logging adds its queue handler here
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(logging.getLogger("ryu_dove.reconciler"), "level", logging.NOTSET)
+    args = cli.build_parser().parse_args(["--policy", "p.yaml", "--log-file",
+                                          str(tmp_path / "c.log"),
+                                          "--debug=ryu_dove.reconciler"])
+    listener = cli._setup_logging(args)
+    try:
+        assert logging.getLogger("ryu_dove.reconciler").getEffectiveLevel() == logging.DEBUG
+        assert logging.getLogger("ryu_dove.engine").getEffectiveLevel() == logging.INFO
+    finally:
+        listener.stop()
+        atexit.unregister(listener.stop)
