@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import command_line, machine_facts, print_json
-from benchmarks.scale import Hypervisors, World, osken_encode_per_s, percentile
+from benchmarks.scale import (
+    Hypervisors,
+    World,
+    add_world_options,
+    osken_encode_per_s,
+    percentile,
+    positive,
+    world_defaults,
+)
 
 
 class NullSwitch:
@@ -114,14 +122,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks.scale import positive
-
     p = argparse.ArgumentParser(prog="python -m benchmarks.engine_alone",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--switches", type=positive, default=1000, help="hypervisors (1000)")
-    p.add_argument("--endpoints", type=positive, help="initial endpoints (20 x switches)")
-    p.add_argument("--tenants", type=positive, help="tenants, one network each (switches/5)")
-    p.add_argument("--spread", type=positive, default=20, help="hypervisors per tenant (20)")
+    add_world_options(p, switches=1000)
     p.add_argument("--events", type=positive, default=500, help="events, one at a time (500)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -129,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.endpoints = args.endpoints or 20 * args.switches
-    args.tenants = args.tenants or max(1, args.switches // 5)
+    world_defaults(args)
     with tempfile.TemporaryDirectory(prefix="dove-engine-") as tmp:
         result = run(args, Path(tmp))
     if args.json:

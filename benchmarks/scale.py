@@ -693,13 +693,24 @@ def positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.scale",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("--switches", type=positive, default=100, help="hypervisors (100)")
+def add_world_options(p: argparse.ArgumentParser, switches: int) -> None:
+    """The synthetic world's options, shared with benchmarks.engine_alone."""
+    p.add_argument("--switches", type=positive, default=switches,
+                   help=f"hypervisors ({switches})")
     p.add_argument("--endpoints", type=positive, help="initial endpoints (20 x switches)")
     p.add_argument("--tenants", type=positive, help="tenants, one network each (switches/5)")
     p.add_argument("--spread", type=positive, default=20, help="hypervisors per tenant (20)")
+
+
+def world_defaults(args: argparse.Namespace) -> None:
+    args.endpoints = args.endpoints or 20 * args.switches
+    args.tenants = args.tenants or max(1, args.switches // 5)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scale",
+                                description=__doc__.splitlines()[0])
+    add_world_options(p, switches=100)
     p.add_argument("--events", type=positive, default=300,
                    help="binding events in each event phase (300)")
     p.add_argument("--isolated", type=positive, default=20,
@@ -716,8 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.endpoints = args.endpoints or 20 * args.switches
-    args.tenants = args.tenants or max(1, args.switches // 5)
+    world_defaults(args)
     events = 2 * args.events + args.isolated
     per_tenant = -(-args.endpoints // args.tenants) + -(-events // args.tenants)
     if per_tenant > SUBNET.num_addresses - 4:
