@@ -142,7 +142,7 @@ class Compiler:
             part = self._checked_part(net, directory, checked)
             if part is cached.part:
                 continue
-            if (cached.hv is hv and part.generation == cached.part.generation + 1
+            if (cached.hv is hv and part.base == cached.part.serial
                     and part.keys == cached.part.keys
                     and part.addressless == cached.part.addressless
                     and part.local.get(hv.name) == cached.part.local.get(hv.name)):

@@ -19,6 +19,7 @@ The builders are memoised, so each distinct flow is built, checked and encoded o
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -51,6 +52,7 @@ P_ARP_MISS = 10  # under every answer, over the stage's default
 MEMO = 1 << 18  # distinct flows kept per builder; a miss costs one rebuild
 
 FlowSet = Mapping[int, Flow]  # cookie -> flow; read-only by contract
+_SERIALS = itertools.count(1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,9 +69,10 @@ class NetworkPart:
     remote_unicast: Mapping[str, Flow]  # MAC -> its unicast flow in `shared`
     local: Mapping[str, tuple[Endpoint, ...]]  # hypervisor -> its members
     addressless: frozenset[str]  # hypervisors with a member bound without addresses
-    generation: int = 0  # of this network's parts; the next one is generation + 1
-    added: FlowSet = field(default_factory=dict)  # shared flows new since generation - 1
-    removed: frozenset[int] = frozenset()  # shared cookies gone since generation - 1
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # unique among all parts
+    base: int | None = None  # the serial of the part `added` and `removed` are relative to
+    added: FlowSet = field(default_factory=dict)  # shared flows new since the base part
+    removed: frozenset[int] = frozenset()  # shared cookies gone since the base part
 
     @property
     def hosts(self) -> Iterator[str]:
@@ -78,11 +81,11 @@ class NetworkPart:
     def successor(self, members: tuple[Endpoint, ...],
                   keys: tuple[tuple[str, int], ...]) -> NetworkPart:
         """The part for new members, with the difference to this one."""
-        new = build_part(self.net, members, keys, self.generation + 1)
+        new = build_part(self.net, members, keys)
         added = {c: f for c, f in new.shared.items() if c not in self.shared}
         removed = frozenset(c for c in self.shared if c not in new.shared)
         return NetworkPart(new.net, new.members, new.keys, new.shared, new.remote_unicast,
-                           new.local, new.addressless, new.generation, added, removed)
+                           new.local, new.addressless, new.serial, self.serial, added, removed)
 
 
 def host_keys(members: tuple[Endpoint, ...], directory: Directory) -> tuple[tuple[str, int], ...]:
@@ -122,8 +125,8 @@ def _checked(flows: Iterable[Flow]) -> FlowSet:
 DEFAULTS: FlowSet = _checked(_defaults())
 
 
-def build_part(net: Network, members: tuple[Endpoint, ...], keys: tuple[tuple[str, int], ...],
-               generation: int = 0) -> NetworkPart:
+def build_part(net: Network, members: tuple[Endpoint, ...],
+               keys: tuple[tuple[str, int], ...]) -> NetworkPart:
     """If the directory ever holds one MAC or address twice (bindings refuse that, but a
     replicated directory may briefly disagree), the first member wins everywhere: the gateway
     over any VM, then (hypervisor, port) order; a hypervisor prefers its own port for a MAC."""
@@ -151,7 +154,7 @@ def build_part(net: Network, members: tuple[Endpoint, ...], keys: tuple[tuple[st
             shared[f.cookie] = f
     addressless = frozenset(ep.hypervisor for ep in members if not ep.ips)
     return NetworkPart(net, members, keys, shared, unicast,
-                       {hv: tuple(eps) for hv, eps in local.items()}, addressless, generation)
+                       {hv: tuple(eps) for hv, eps in local.items()}, addressless)
 
 
 def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
@@ -183,7 +186,7 @@ def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
 
 def apply_difference(flows: dict[int, Flow], part: NetworkPart, hv: str,
                      ) -> tuple[dict[int, Flow], list[int]]:
-    """Bring `flows` (specialise() of the previous generation, for a hypervisor whose own
+    """Bring `flows` (specialise() of `part`'s base part, for a hypervisor whose own
     members and whose hosts did not change) to `part` in place; returns what was added and
     the cookies removed. Local members keep local delivery: their remote unicast stays out."""
     local = {part.remote_unicast[ep.mac].cookie for ep in part.local.get(hv, ())
