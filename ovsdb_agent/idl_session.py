@@ -37,13 +37,35 @@ def idl_schema_json(path: str) -> Any:
     return helper.get_idl_schema().to_json()
 
 
+Changes = dict[str, dict[Any, Any]]  # table name -> row uuid -> the row (deleted ones too)
+
+
+class TrackingIdl(ovs.db.idl.Idl):  # type: ignore[misc]
+    """An Idl that remembers which rows changed (python-ovs calls notify() for each), so a
+    report can be rebuilt from them: a hypervisor holds a tunnel port per other hypervisor,
+    and reading a thousand rows back took 54 ms for every VM plugged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._changes: Changes | None = None  # None: everything, until the first take
+
+    def notify(self, event: str, row: Any, updates: Any = None) -> None:
+        if self._changes is not None:
+            self._changes.setdefault(row._table.name, {})[row.uuid] = row
+
+    def take_changes(self) -> Changes | None:
+        """The rows changed since the last call; None the first time (all of them)."""
+        changes, self._changes = self._changes, {}
+        return changes
+
+
 def adopt_stream(stream: Any, conn: str, schema_json: Any, probe_interval_ms: int) -> Any:
     """An IDL replicating the Open_vSwitch database over an accepted connection."""
     helper = ovs.db.idl.SchemaHelper(schema_json=schema_json)  # the IDL will mutate its schema
     helper.register_all()  # schema_json holds only COLUMNS already
     # Idl opens a session from a remote string; open it on a placeholder and swap in a
     # session that adopts the connection we accepted.
-    idl = ovs.db.idl.Idl("unix:/nonexistent/placeholder", helper, leader_only=False)
+    idl = TrackingIdl("unix:/nonexistent/placeholder", helper, leader_only=False)
     idl.close()
     rpc = FramingConnection(stream)
     rpc.name = conn

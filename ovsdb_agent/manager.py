@@ -20,12 +20,13 @@ from typing import Any
 from ovsdb_agent import contract
 from ovsdb_agent.idl_session import (
     VSWITCH_SCHEMA,
+    Changes,
     adopt_stream,
     disconnect_reason,
     idl_schema_json,
     probe_expired,
 )
-from ovsdb_agent.idl_snapshot import snapshot
+from ovsdb_agent.idl_snapshot import Snapshots
 from ovsdb_agent.listener import Listener, OvsdbListenError, peer_name
 from ovsdb_agent.reactor import Reactor, Waker, Wants
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
@@ -65,12 +66,14 @@ class _Hypervisor:
     name: str | None = None
     report: HypervisorReport | None = None
     seen_seqno: int = 0  # idl.change_seqno at the last report
+    snapshots: Snapshots = field(init=False)
     log: _HypervisorLog = field(init=False)
     tunnels: TunnelWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = _HypervisorLog(self)
         self.tunnels = TunnelWriter(self.log)
+        self.snapshots = Snapshots(self.conn)
 
     @property
     def who(self) -> str:
@@ -197,6 +200,8 @@ class OvsdbManager:
             pending, self._pending = self._pending, {}
         touched: set[int] = set()
         for name, desired in pending.items():
+            if self._desired.get(name) == desired:
+                continue  # the controller restates every hypervisor's set when one changes
             self._desired[name] = desired
             for party in self._election.parties(name):
                 self._hvs[party].tunnels.retry_now()
@@ -292,8 +297,10 @@ class OvsdbManager:
         if idl.change_seqno == hv.seen_seqno or not idl.has_ever_connected():
             return
         hv.seen_seqno = idl.change_seqno
-        hv.tunnels.dirty = True
-        report = snapshot(hv.conn, idl)
+        changes = idl.take_changes()
+        if _touches_tunnels(changes, self._desired.get(hv.name or "", {})):
+            hv.tunnels.dirty = True  # a VM port coming or going does not: no re-plan
+        report = hv.snapshots.take(idl, changes)
         first = hv.report is None
         self._track_name(hv, report.name)
         if first:
@@ -337,3 +344,20 @@ class OvsdbManager:
     def _check_txn(self, hv: _Hypervisor) -> None:
         if hv.tunnels.finish():
             self._election.txn_finished(hv.name, hv.party)
+
+
+def _touches_tunnels(changes: Changes | None, desired: Mapping[str, TunnelSpec]) -> bool:
+    """Whether rows that changed may matter to the owned tunnel ports: ours, or in the way of
+    one we want (its name taken). Planning reads every port of br-int (tens of ms with a
+    thousand tunnels), so a VM port coming or going must not cause it."""
+    if changes is None:
+        return True
+    for table in ("Port", "Interface"):
+        for row in changes.get(table, {}).values():
+            try:
+                name, ids = row.name, row.external_ids
+            except (AttributeError, KeyError):  # a row python-ovs no longer fully holds
+                return True
+            if name in desired or ids.get(contract.OWNER) == contract.OWNER_VALUE:
+                return True
+    return False

@@ -20,9 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ovs.db.idl as ovs_idl
 import pytest
+from ovs.poller import Poller
 
 from ovsdb_agent import contract
+from ovsdb_agent.idl_session import COLUMNS
+from ovsdb_agent.idl_snapshot import snapshot
 from ovsdb_agent.join import JoinRequest, join
 from ovsdb_agent.jsonrpc_framing import Framer
 from ovsdb_agent.manager import OvsdbListenError, OvsdbManager
@@ -376,6 +380,56 @@ def test_twenty_hypervisors_at_once(controller, ovsdb_only):
         for n in names))
     assert time.monotonic() - started < 10.0
     assert rec.disconnects == []
+
+
+def fresh_snapshot(ovs: OvsInstance, conn: str) -> HypervisorReport:
+    """The hypervisor's state read from scratch, through an IDL of our own."""
+    helper = ovs_idl.SchemaHelper(location=SCHEMA)
+    for table, columns in COLUMNS.items():
+        helper.register_columns(table, columns)
+    idl = ovs_idl.Idl(f"unix:{ovs.db_sock}", helper)
+    try:
+        deadline = time.monotonic() + 10
+        while not idl.has_ever_connected() or idl.change_seqno == 0:
+            assert time.monotonic() < deadline, "could not read the database"
+            idl.run()
+            poller = Poller()
+            idl.wait(poller)
+            poller.timer_wait(50)
+            poller.block()
+        return snapshot(conn, idl)
+    finally:
+        idl.close()
+
+
+def test_reports_are_what_the_database_holds_after_every_change(controller, ovsdb_only):
+    """The manager rebuilds a report from the rows that changed; after each kind of change
+    it must equal the hypervisor's database read from scratch."""
+    rec = controller.recorder
+    sim = ovsdb_only(1, controller.target)
+    first = rec.wait_report("sim1", lambda r: r.dpid == 1, "first report")
+    vm = {contract.IFACE_ID: "vm1", contract.ATTACHED_MAC: "02:00:00:00:00:01",
+          contract.NETWORK: "acme/web", contract.IPS: "198.51.100.10"}
+    changes = [
+        ["add-port", BR, "vif1", "--", "set", "interface", "vif1",
+         *(f"external_ids:{k}={v}" for k, v in vm.items())],
+        ["add-port", BR, "dv-c0000202", "--", "set", "interface", "dv-c0000202", "type=vxlan",
+         "options:remote_ip=192.0.2.2", "options:key=flow", "--", "set", "port",
+         "dv-c0000202", "external_ids:dove-owner=ryu_dove", "external_ids:dove-remote=hv2"],
+        ["set", "interface", "vif1", "external_ids:dove-ips=198.51.100.11"],
+        ["add-bond", BR, "bond0", "eth-a", "eth-b"],  # one port, two interfaces
+        ["add-br", "br-other", "--", "add-port", "br-other", "other0"],  # not br-int's
+        ["del-port", BR, "bond0", "--", "set", "interface", "dv-c0000202",
+         "options:remote_ip=192.0.2.22"],
+        ["del-port", BR, "vif1"],
+        ["set", "open_vswitch", ".", f"external_ids:{contract.TEP_IP}=192.0.2.150"],
+        ["del-br", BR, "--", "add-br", BR, "--", "set", "bridge", BR,
+         "datapath_id=0000000000000007", "--", "add-port", BR, "vif2"],
+    ]
+    for change in changes:
+        sim.vsctl("--no-wait", *change)
+        truth = fresh_snapshot(sim, first.conn)
+        rec.wait_report("sim1", lambda r, t=truth: r == t, f"the report after {change[:3]}")
 
 
 def test_tcp_listener_serves_hypervisors(ovsdb_only):
