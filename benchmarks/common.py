@@ -199,3 +199,13 @@ def require(tools: dict[str, str], root: bool = True) -> None:
     missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
     if missing:
         raise BenchmarkError(f"missing tools: apt-get install -y {' '.join(missing)}")
+
+
+def emit(result: dict[str, Any], as_json: bool, keys: Sequence[str]) -> None:
+    """One JSON object, or the headline figures a line each."""
+    if as_json:
+        print_json(result)
+        return
+    width = max(len(k) for k in keys) + 2
+    for key in keys:
+        print(f"  {key:{width}} {result[key]}")

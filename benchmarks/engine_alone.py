@@ -25,7 +25,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import command_line, machine_facts, print_json
+from benchmarks.common import command_line, emit, machine_facts
 from benchmarks.scale import (
     Hypervisors,
     World,
@@ -135,12 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     world_defaults(args)
     with tempfile.TemporaryDirectory(prefix="dove-engine-") as tmp:
         result = run(args, Path(tmp))
-    if args.json:
-        print_json(result)
-    else:
-        for key in ("switches", "cold_start_cpu_s", "flowmods_per_cpu_s", "flowmods_x_encode",
-                    "event_ms", "events_per_s", "osken_encode_per_s", "switches_in_sync"):
-            print(f"  {key:20} {result[key]}")
+    emit(result, args.json, ("switches", "cold_start_cpu_s", "flowmods_per_cpu_s",
+                             "flowmods_x_encode", "event_ms", "events_per_s",
+                             "osken_encode_per_s", "switches_in_sync"))
     return 0
 
 

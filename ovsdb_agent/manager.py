@@ -200,11 +200,14 @@ class OvsdbManager:
             pending, self._pending = self._pending, {}
         touched: set[int] = set()
         for name, desired in pending.items():
-            if self._desired.get(name) == desired:
+            before = self._desired.get(name)
+            if before == desired:
                 continue  # the controller restates every hypervisor's set when one changes
             self._desired[name] = desired
+            changed = None if before is None else {
+                n for n in before.keys() | desired.keys() if before.get(n) != desired.get(n)}
             for party in self._election.parties(name):
-                self._hvs[party].tunnels.retry_now()
+                self._hvs[party].tunnels.retry_now(changed)
                 touched.add(party)
         return touched
 
@@ -298,8 +301,9 @@ class OvsdbManager:
             return
         hv.seen_seqno = idl.change_seqno
         changes = idl.take_changes()
-        if _touches_tunnels(changes, self._desired.get(hv.name or "", {})):
-            hv.tunnels.dirty = True  # a VM port coming or going does not: no re-plan
+        names = touched_tunnels(changes, self._desired.get(hv.name or "", {}))
+        if names is None or names:  # a VM port coming or going touches none: no re-plan
+            hv.tunnels.look(names)
         report = hv.snapshots.take(idl, changes)
         first = hv.report is None
         self._track_name(hv, report.name)
@@ -346,18 +350,21 @@ class OvsdbManager:
             self._election.txn_finished(hv.name, hv.party)
 
 
-def _touches_tunnels(changes: Changes | None, desired: Mapping[str, TunnelSpec]) -> bool:
-    """Whether rows that changed may matter to the owned tunnel ports: ours, or in the way of
-    one we want (its name taken). Planning reads every port of br-int (tens of ms with a
-    thousand tunnels), so a VM port coming or going must not cause it."""
+def touched_tunnels(changes: Changes | None,
+                    desired: Mapping[str, TunnelSpec]) -> set[str] | None:
+    """The names of changed rows that matter to the owned tunnel ports: ours, or in the way
+    of one we want (its name taken); None: look at all (the first report, or a row that
+    cannot be read). Planning every port of br-int takes ~100 ms with a thousand tunnels,
+    so a VM port coming or going must not cause it."""
     if changes is None:
-        return True
+        return None
+    names: set[str] = set()
     for table in ("Port", "Interface"):
         for row in changes.get(table, {}).values():
             try:
                 name, ids = row.name, row.external_ids
             except (AttributeError, KeyError):  # a row python-ovs no longer fully holds
-                return True
+                return None
             if name in desired or ids.get(contract.OWNER) == contract.OWNER_VALUE:
-                return True
-    return False
+                names.add(name)
+    return names

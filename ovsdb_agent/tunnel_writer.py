@@ -9,7 +9,7 @@ connection of a hypervisor that may write. What is desired is the manager's busi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import ovs.db.idl
@@ -30,6 +30,7 @@ class TunnelWriter:
     def __init__(self, log: logging.LoggerAdapter[logging.Logger]) -> None:
         self.log = log
         self.dirty = False  # tunnels need a look: desired state, database or a txn changed
+        self.scope: set[str] = set()  # ...at these names only; empty when dirty: at all
         self.txn: Any = None
         self.txn_id = 0
         self.txn_summary = ""
@@ -37,14 +38,24 @@ class TunnelWriter:
         self.retry_at = 0.0  # ovs.timeval.msec() before which no new tunnel txn is tried
         self.waiting_for_bridge = False
         self.conflicts: frozenset[str] = frozenset()
+        self.txn_names: set[str] = set()
 
     @property
     def busy(self) -> bool:
         return self.txn is not None
 
-    def retry_now(self) -> None:
+    def look(self, names: Collection[str] | None = None) -> None:
+        """The ports need a look: at these names, or (None) at all of them."""
+        if names is None or (self.dirty and not self.scope):
+            self.scope = set()  # everything
+        else:
+            self.scope.update(names)
+        self.dirty = True
+
+    def retry_now(self, names: Collection[str] | None = None) -> None:
         """A new desired state: look now, even during a backoff."""
-        self.dirty, self.retry_at, self.backoff_s = True, 0.0, 0.0
+        self.look(names)
+        self.retry_at, self.backoff_s = 0.0, 0.0
 
     def due(self) -> bool:
         """The ports need a look, no transaction is in flight and no backoff is running."""
@@ -58,9 +69,9 @@ class TunnelWriter:
     def write(self, idl: Any, hypervisor: str, desired: Mapping[str, TunnelSpec],
               txn_ids: Iterator[int]) -> None:
         """Commit what makes br-int's owned tunnel ports equal desired, if anything."""
-        self.dirty = False
-        plan = plan_tunnels(idl, desired)
-        self._note_waiting(plan)
+        scope, self.scope, self.dirty = self.scope, set(), False
+        plan = plan_tunnels(idl, desired, scope or None)
+        self._note_waiting(plan, scoped=bool(scope))
         if plan is not None and not plan.empty():
             self._commit(idl, hypervisor, plan, txn_ids)
 
@@ -71,11 +82,13 @@ class TunnelWriter:
         status = self.txn.commit()  # after the first call this only reads the status
         if status == _Txn.INCOMPLETE:
             return False
-        txn, self.txn, self.dirty = self.txn, None, True
+        txn, self.txn = self.txn, None
         if status in (_Txn.SUCCESS, _Txn.UNCHANGED):
+            self.look(self.txn_names)  # confirm what it wrote, not every port again
             self.backoff_s = 0.0
             self.log.info("txn %d: done", self.txn_id)
             return True
+        self.look()
         self.backoff_s = min(RETRY_MAX_S, max(RETRY_MIN_S, self.backoff_s * 2))
         self.retry_at = ovs.timeval.msec() + self.backoff_s * 1000.0
         level = logging.ERROR if status == _Txn.ERROR else logging.WARNING
@@ -83,14 +96,17 @@ class TunnelWriter:
                      self.txn_summary, txn.get_error(), self.backoff_s)
         return True
 
-    def _note_waiting(self, plan: TunnelPlan | None) -> None:
-        """Log waiting for br-int and name conflicts once per change, not once per round."""
+    def _note_waiting(self, plan: TunnelPlan | None, scoped: bool) -> None:
+        """Log waiting for br-int and name conflicts once per change, not once per round
+        (a plan of some names only sees their conflicts: those are added, not replaced)."""
         if (plan is None) != self.waiting_for_bridge:
             self.waiting_for_bridge = plan is None
             if plan is None:
                 self.log.info("no %s yet; tunnels follow when it appears",
                               contract.INTEGRATION_BRIDGE)
         conflicts = plan.conflicts if plan is not None else frozenset()
+        if scoped and plan is not None:
+            conflicts = self.conflicts | conflicts
         if conflicts != self.conflicts:
             self.conflicts = conflicts
             if conflicts:
@@ -102,6 +118,7 @@ class TunnelWriter:
                 txn_ids: Iterator[int]) -> None:
         txn = _Txn(idl)
         self.txn, self.txn_id, self.txn_summary = txn, next(txn_ids), plan.summary()
+        self.txn_names = plan.names()
         try:
             txn.add_comment(f"ryu_dove txn {self.txn_id}: tunnel ports of {hypervisor}")
             apply_plan(txn, idl, plan)
@@ -162,5 +179,5 @@ class WriterElection:
 
     def _kick(self, name: str) -> None:
         party = max(self._by_name[name])
-        self._writers[party].dirty = True
+        self._writers[party].look()
         self._wake_soon(party)

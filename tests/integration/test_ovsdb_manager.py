@@ -24,13 +24,14 @@ import ovs.db.idl as ovs_idl
 import pytest
 from ovs.poller import Poller
 
-from ovsdb_agent import contract
+from ovsdb_agent import contract, tunnel_writer
 from ovsdb_agent.idl_session import COLUMNS
 from ovsdb_agent.idl_snapshot import snapshot
 from ovsdb_agent.join import JoinRequest, join
 from ovsdb_agent.jsonrpc_framing import Framer
 from ovsdb_agent.manager import OvsdbListenError, OvsdbManager
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
+from ovsdb_agent.tunnel_ports import plan_tunnels
 from ovsdb_agent.vswitch import VSwitch
 from ryu_dove.lab import shell
 from ryu_dove.lab.nodes import delete_netns, netns_add
@@ -234,6 +235,30 @@ def test_tunnels_follow_desired_state_and_spare_foreign_ports(hypervisors, contr
         assert ovs.vsctl("get", "port", name, "external_ids").strip() == "{}"
         assert report.port(name) is not None
     assert rec.latest("hv2").port("vx-hv1") is not None  # hv2's desired state was not touched
+
+
+def test_a_tampered_tunnel_is_repaired_and_a_new_one_planned_alone(hypervisors, controller,
+                                                                  monkeypatch):
+    rec, mgr, ovs = controller.recorder, controller.manager, hypervisors["hv1"]
+    rec.wait_report("hv1", lambda r: r.dpid is not None, "first report")
+    desired = {f"vx-hv{i}": TunnelSpec(f"192.0.2.{20 + i}", f"hv{i}") for i in range(2, 6)}
+    mgr.set_tunnels("hv1", desired)
+    rec.wait_report("hv1", lambda r: all(tunnel(r, n) for n in desired), "four tunnels")
+    # Someone edits one of ours: the change to our row is noticed and undone.
+    ovs.vsctl("set", "interface", "vx-hv3", "options:remote_ip=192.0.2.99")
+    rec.wait_report("hv1", lambda r: r.port("vx-hv3").opts()["remote_ip"] == "192.0.2.23",
+                    "vx-hv3 repaired")
+    # One more hypervisor: the plan looks at that one port, not at every tunnel again.
+    scopes = []
+
+    def spy(idl, want, only=None):
+        scopes.append(None if only is None else set(only))
+        return plan_tunnels(idl, want, only)
+
+    monkeypatch.setattr(tunnel_writer, "plan_tunnels", spy)
+    mgr.set_tunnels("hv1", {**desired, "vx-hv6": TunnelSpec("192.0.2.26", "hv6")})
+    rec.wait_report("hv1", lambda r: tunnel(r, "vx-hv6"), "tunnel vx-hv6")
+    assert scopes and all(scope == {"vx-hv6"} for scope in scopes), scopes
 
 
 def test_bad_desired_state_is_refused_at_the_call(controller):
