@@ -34,7 +34,7 @@ import ovs.poller
 from benchmarks.common import command_line, emit, machine_facts
 from benchmarks.scale import positive
 from ovsdb_agent import contract
-from ovsdb_agent.idl_session import COLUMNS, TrackingIdl
+from ovsdb_agent.idl_session import COLUMNS, NAME_INDEX, NAMED_TABLES, TrackingIdl
 from ovsdb_agent.idl_snapshot import Snapshots, snapshot
 from ovsdb_agent.manager import touched_tunnels
 from ovsdb_agent.reports import TunnelSpec
@@ -92,6 +92,8 @@ def replica(server: Server, rows: int) -> Any:
     for table, columns in COLUMNS.items():
         helper.register_columns(table, columns)
     idl = TrackingIdl(f"unix:{server.sock}", helper)
+    for table in NAMED_TABLES:  # as adopt_stream makes the manager's IDLs
+        idl.index_create(table, NAME_INDEX).add_column("name")
     pump(idl, lambda: len(idl.tables["Interface"].rows) >= rows)
     return idl
 

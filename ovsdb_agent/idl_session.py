@@ -37,6 +37,8 @@ def idl_schema_json(path: str) -> Any:
     return helper.get_idl_schema().to_json()
 
 
+NAME_INDEX = "name"  # Port and Interface rows by name (python-ovs custom index)
+NAMED_TABLES = ("Port", "Interface")
 Changes = dict[str, dict[Any, Any]]  # table name -> row uuid -> the row (deleted ones too)
 
 
@@ -66,6 +68,8 @@ def adopt_stream(stream: Any, conn: str, schema_json: Any, probe_interval_ms: in
     # Idl opens a session from a remote string; open it on a placeholder and swap in a
     # session that adopts the connection we accepted.
     idl = TrackingIdl("unix:/nonexistent/placeholder", helper, leader_only=False)
+    for table in NAMED_TABLES:  # before any row arrives: python-ovs keeps them up to date
+        idl.index_create(table, NAME_INDEX).add_column("name")
     idl.close()
     rpc = FramingConnection(stream)
     rpc.name = conn

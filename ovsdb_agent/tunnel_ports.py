@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from ovsdb_agent import contract
+from ovsdb_agent.idl_session import NAME_INDEX, NAMED_TABLES
 from ovsdb_agent.idl_snapshot import integration_bridge
 from ovsdb_agent.idl_snapshot import referenced_uuids as _referenced
 from ovsdb_agent.reports import TunnelSpec
@@ -62,14 +63,14 @@ def plan_tunnels(idl: Any, desired: Mapping[str, TunnelSpec],
         ports = bridge.ports
     else:
         on_bridge = _referenced(bridge, "ports")
-        ports = [p for p in idl.tables["Port"].rows.values()
-                 if p.name in only and p.uuid in on_bridge]
+        ports = [p for p in _named(idl, "Port", only) if p.uuid in on_bridge]
         desired = {n: s for n, s in desired.items() if n in only}
     owned = {p.name: p for p in ports if _is_owned_tunnel(p)}
     ours = {p.uuid for p in owned.values()} | {i.uuid for p in owned.values()
                                                for i in p.interfaces}
-    taken = {r.name for t in ("Port", "Interface") for r in idl.tables[t].rows.values()
-             if r.uuid not in ours and (only is None or r.name in only)}
+    taken = {r.name for t in NAMED_TABLES
+             for r in (idl.tables[t].rows.values() if only is None else _named(idl, t, only))
+             if r.uuid not in ours}
     plan = TunnelPlan(bridge,
                       conflicts=frozenset(n for n in desired if n not in owned and n in taken))
     plan.delete = [p for n, p in owned.items() if n not in desired]
@@ -84,6 +85,16 @@ def plan_tunnels(idl: Any, desired: Mapping[str, TunnelSpec],
         elif writes := _drift(port, spec):
             plan.fix[name] = (spec, writes)
     return plan
+
+
+def _named(idl: Any, table: str, names: Collection[str]) -> list[Any]:
+    """The table's rows with these names: through the name index the manager's IDLs have
+    (a lookup each), or a scan of the table (an IDL made without it)."""
+    rows = idl.tables[table].rows
+    if NAME_INDEX not in getattr(rows, "indexes", {}):
+        return [r for r in rows.values() if r.name in names]
+    return [r for n in names
+            for r in idl.index_equal(table, NAME_INDEX, rows.IndexEntry(name=n))]
 
 
 def apply_plan(txn: Any, idl: Any, plan: TunnelPlan) -> None:
