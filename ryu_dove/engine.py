@@ -436,9 +436,6 @@ class Engine:
     def _dirty_all(self) -> None:
         self._dirty_flows = dict.fromkeys(hv.name for hv in self.directory.hypervisors())
 
-    def desired_tunnels(self, name: str) -> dict[str, TunnelSpec]:
-        return {port: spec for port, spec in self._all_tunnels().items() if spec.remote != name}
-
     def _all_tunnels(self) -> dict[str, TunnelSpec]:
         """Every hypervisor's tunnel port, by name: each other hypervisor has all but its own."""
         return {tunnel_port_name(hv.tep_ip): TunnelSpec(hv.tep_ip, hv.name)
