@@ -16,6 +16,7 @@ import pytest
 from ryu_dove.api import ApiServer
 from ryu_dove.cli import dovectl
 from ryu_dove.cli.dovectl import main
+from tests.api_samples import HV1, HV2, REFUSED, TUN12, TUN21
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,17 +24,6 @@ EP1 = {"network": "acme/web", "mac": "02:00:00:00:00:01", "ips": ["198.51.100.10
        "hypervisor": "hv1", "port": "vif-vm1", "ofport": 3, "iface_id": "vm1"}
 EP2 = {"network": "acme/db", "mac": "02:00:00:00:00:02", "ips": ["198.51.100.70"],
        "hypervisor": "hv2", "port": "vif-vm2", "ofport": None, "iface_id": "vm2"}
-HV1 = {"name": "hv1", "tep_ip": "192.0.2.1", "dpid": "0000a2b3c4d5e6f7", "ovsdb": True,
-       "openflow": True, "flows_desired": 40, "flows_installed": 40, "in_sync": True,
-       "foreign_flows": 0, "flows_rejected": 0}
-HV2 = {**HV1, "name": "hv2", "tep_ip": "192.0.2.2", "dpid": None, "openflow": False,
-       "flows_installed": 0, "in_sync": False}
-TUN12 = {"hypervisor": "hv1", "remote": "hv2", "remote_ip": "192.0.2.2", "port": "dv-c0000202",
-         "ofport": 5}
-TUN21 = {"hypervisor": "hv2", "remote": "hv1", "remote_ip": "192.0.2.1", "port": "dv-c0000201",
-         "ofport": 6}
-REFUSED = {"hypervisor": "hv1", "port": "vif-x", "iface_id": "x",
-           "reason": "unknown network 'acme/nope'"}
 SNAPSHOT: Mapping[str, Any] = {
     "endpoints": [EP1, EP2], "hypervisors": [HV1, HV2], "tunnels": [TUN12, TUN21],
     "refused": [REFUSED], "controller": {"version": "0.1.0"},
