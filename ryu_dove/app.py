@@ -1,8 +1,13 @@
-"""The os-ken application: a thin shim between OpenFlow events and the engine.
+"""The os-ken application: builds the whole controller from os-ken's configuration.
 
 Load it with `dove-controller` (any os-ken) or with the framework's manager where os-ken
 ships one (`osken-manager ryu_dove.app --dove-policy P`, os-ken <= 3.1.x). It builds the
-whole controller from configuration: engine, OVSDB manager, REST API.
+engine, the OpenFlow listener the engine's thread serves (ryu_dove/ofserver.py; on
+os-ken's --ofp-listen-host and --ofp-tcp-listen-port), the OVSDB manager and the REST API.
+
+ryu_dove does not use os-ken's OpenFlow transport (a receive and a send thread per switch)
+and so declares no OpenFlow event handlers, which keeps os-ken from starting its own
+listener (ofp_handler) on the same port. docs/controller.md says why.
 """
 
 from __future__ import annotations
@@ -12,29 +17,14 @@ from typing import Any
 
 from os_ken import cfg
 from os_ken.base import app_manager
-from os_ken.controller import ofp_event
-from os_ken.controller.handler import (
-    CONFIG_DISPATCHER,
-    DEAD_DISPATCHER,
-    HANDSHAKE_DISPATCHER,
-    MAIN_DISPATCHER,
-    set_ev_cls,
-)
+from os_ken.controller import controller as _osken_controller  # noqa: F401  (--ofp-* options)
 from os_ken.ofproto import ofproto_v1_3
 
 from ovsdb_agent.manager import OvsdbManager
-from ryu_dove import oskenhub  # noqa: F401  (makes handler errors logged, not fatal)
 from ryu_dove.api import ApiServer
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine import (
-    Engine,
-    OvsdbGone,
-    OvsdbReport,
-    SwitchDown,
-    SwitchMessage,
-    SwitchUp,
-    Timing,
-)
+from ryu_dove.engine import Engine, OvsdbGone, OvsdbReport, Timing
+from ryu_dove.ofserver import OpenFlowServer
 from ryu_dove.policy import load_policy
 
 LOG = logging.getLogger(__name__)
@@ -63,11 +53,13 @@ class DoveController(app_manager.OSKenApp):
         conf = self.CONF.dove
         if not conf.policy:
             raise SystemExit("ryu_dove: no policy given (--dove-policy PATH)")
+        host = "::" if conf.listen == "::" else conf.listen
+        self.openflow = OpenFlowServer(self.CONF.ofp_listen_host or "0.0.0.0",
+                                       self.CONF.ofp_tcp_listen_port)
         self.engine = Engine(load_policy(conf.policy), MemoryDirectory(), self._set_tunnels,
                              Timing(min_grace_s=conf.startup_grace,
                                     max_grace_s=conf.max_startup_grace,
-                                    hold_down_s=conf.hold_down))
-        host = "::" if conf.listen == "::" else conf.listen
+                                    hold_down_s=conf.hold_down), io=self.openflow)
         self.ovsdb = OvsdbManager(f"ptcp:{conf.ovsdb_port}:{_ovs_host(host)}",
                                   on_report=lambda r: self.engine.post(OvsdbReport(r)),
                                   on_disconnect=lambda c: self.engine.post(OvsdbGone(c)))
@@ -80,66 +72,17 @@ class DoveController(app_manager.OSKenApp):
         self.ovsdb.start()
         self.api.start()
         self.engine.start()
-        LOG.info("DOVE controller up: OVSDB on %s port %d, API %s", self.CONF.dove.listen,
-                 self.CONF.dove.ovsdb_port, self.api.url)
+        LOG.info("DOVE controller up: OpenFlow on %s port %d, OVSDB on %s port %d, API %s",
+                 *self.openflow.address, self.CONF.dove.listen, self.CONF.dove.ovsdb_port,
+                 self.api.url)
         return super().start()
 
     def close(self) -> None:
         self.api.stop()
         self.ovsdb.stop()
         self.engine.stop()
+        self.openflow.close()
         super().close()
-
-    # --- OpenFlow events, handed to the engine ---------------------------------------------
-
-    def _send_event(self, ev: Any, state: Any) -> None:
-        """Replies the engine takes (one or two per bundle, a bundle per hypervisor per
-        endpoint event) are handed over from the switch's receive thread, not through this
-        app's event queue and thread: one thread hop (and GIL hand-off) less per message,
-        which at 1,000 switches was most of the controller's CPU outside the engine. The
-        handlers only post to the engine's thread-safe queue."""
-        if type(ev) in _DIRECT_EVENTS:
-            for handler in self.get_handlers(ev, state):
-                handler(ev)
-            return
-        super()._send_event(ev, state)
-
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
-    def _state_change(self, ev: Any) -> None:
-        dp = ev.datapath
-        if ev.state == MAIN_DISPATCHER:
-            self.engine.post(SwitchUp(dp))
-        elif ev.state == DEAD_DISPATCHER and dp.id is not None:
-            self.engine.post(SwitchDown(dp))
-
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
-    def _flow_stats(self, ev: Any) -> None:
-        self.engine.post(SwitchMessage(ev.msg.datapath.id, "flow_stats", ev.msg))
-
-    @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
-    def _bundle_reply(self, ev: Any) -> None:
-        self.engine.post(SwitchMessage(ev.msg.datapath.id, "bundle", ev.msg))
-
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
-    def _barrier_reply(self, ev: Any) -> None:
-        self.engine.post(SwitchMessage(ev.msg.datapath.id, "barrier", ev.msg))
-
-    @set_ev_cls(ofp_event.EventOFPErrorMsg,
-                [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
-    def _error(self, ev: Any) -> None:
-        dpid = ev.msg.datapath.id
-        if dpid is not None:
-            self.engine.post(SwitchMessage(dpid, "error", ev.msg))
-
-    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
-    def _packet_in(self, ev: Any) -> None:
-        # The pipeline never punts to the controller; count any that arrive anyway.
-        self.engine.post(SwitchMessage(ev.msg.datapath.id, "packet_in", ev.msg))
-
-
-_DIRECT_EVENTS = frozenset({ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg,
-                            ofp_event.EventOFPBarrierReply, ofp_event.EventOFPErrorMsg,
-                            ofp_event.EventOFPPacketIn})
 
 
 def _ovs_host(host: str) -> str:

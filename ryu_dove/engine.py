@@ -1,9 +1,11 @@
 """The controller's core: one thread that owns the policy, the directory and every switch.
 
-OVSDB reports, OpenFlow events and timers arrive as events on one queue (posted from the
-OVSDB manager's and os-ken's threads); the engine applies a batch of them, recomputes the
-desired state of only the hypervisors the batch touched, and hands it to the reconcilers
-(flows) and the OVSDB manager (tunnel ports). Nothing else mutates controller state.
+OVSDB reports and API requests arrive as events on one queue (posted from the OVSDB
+manager's and the API's threads); OpenFlow events come from the switch connections, which
+this thread runs itself (ryu_dove.ofserver: it waits on their sockets and the queue at once).
+The engine applies a batch of events, recomputes the desired state of only the hypervisors
+the batch touched, and hands it to the reconcilers (flows, written straight to the switch
+sockets) and the OVSDB manager (tunnel ports). Nothing else mutates controller state.
 
 Restart safety: after a (re)start the engine changes no switch and no tunnel until it has
 heard from at least one hypervisor and from every hypervisor that the reporting hypervisors'
@@ -21,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
@@ -35,6 +37,14 @@ from ryu_dove.tunnel_ids import tunnel_port_name
 LOG = logging.getLogger(__name__)
 
 TunnelWriter = Callable[[str, Mapping[str, TunnelSpec]], None]
+PUMP_S = 0.05  # during a long batch, serve the switch sockets this often
+
+
+class SwitchIO(Protocol):
+    """The switch connections the engine's thread runs (ryu_dove.ofserver.OpenFlowServer)."""
+
+    def poll(self, timeout: float) -> list[Any]: ...
+    def wake(self) -> None: ...
 
 
 @dataclass
@@ -95,13 +105,17 @@ class SnapshotRequest:
 
 class Engine:
     def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
-                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic) -> None:
+                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
+                 io: SwitchIO | None = None) -> None:
         self.policy = policy
         self.directory = directory
         self._write_tunnels = tunnels
         self.timing = timing
         self._clock = clock
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._io = io
+        self._held: list[Any] = []  # switch events read while a batch was being applied
+        self._pumped = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.started_at = clock()
@@ -129,6 +143,8 @@ class Engine:
 
     def post(self, event: Any) -> None:
         self._queue.put(event)
+        if self._io is not None:
+            self._io.wake()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dove-engine", daemon=True)
@@ -170,6 +186,8 @@ class Engine:
         s.longest_s = max(s.longest_s, seconds)
 
     def _next_batch(self) -> list[Any]:
+        if self._io is not None:
+            return self._next_batch_with_switches(self._io)
         try:
             batch = [self._queue.get(timeout=self.timing.tick_s)]
         except queue.Empty:
@@ -181,12 +199,35 @@ class Engine:
                 break
         return [e for e in batch if e is not None]
 
+    def _next_batch_with_switches(self, io: SwitchIO) -> list[Any]:
+        held, self._held = self._held, []
+        idle = not held and self._queue.empty()
+        batch = held + io.poll(self.timing.tick_s if idle else 0.0)
+        self._pumped = time.perf_counter()
+        while len(batch) < 10000:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if event is not None:
+                batch.append(event)
+        return batch
+
+    def _pump(self) -> None:
+        """In a long batch (a thousand reports, every switch programmed after a restart),
+        flush the sockets and answer echoes now and then; what the switches said waits for
+        the next batch."""
+        if self._io is not None and time.perf_counter() - self._pumped > PUMP_S:
+            self._held.extend(self._io.poll(0.0))
+            self._pumped = time.perf_counter()
+
     # --- one cycle ------------------------------------------------------------------------
 
     def handle_batch(self, events: list[Any]) -> None:
         """Apply events, then recompute what they touched (public for tests)."""
         for event in events:
             self._handle(event)
+            self._pump()
         self._expire_gone()
         self._maybe_release()
         self._recompute()
@@ -422,6 +463,7 @@ class Engine:
                 rec.set_desired(flows.flows)  # a new connection: diff everything
             elif changed:
                 rec.changed(changed)
+            self._pump()
 
     def _dirty_whole(self, name: str) -> None:
         self._dirty_flows[name] = None

@@ -1,0 +1,300 @@
+"""One switch's OpenFlow 1.3 connection, driven by the engine's thread (see ryu_dove/ofserver).
+
+Why not os-ken's Datapath: it gives every switch a receive thread and a send thread. At a
+thousand switches that is 2,000 threads, and every update a switch receives wakes one of
+each (the flow-mods go through a queue to the send thread; the barrier reply comes back
+through the receive thread, is parsed into an event and handed to the engine): about 40
+GIL hand-offs per endpoint event. docs/benchmarks.md has the measurements. Here a switch is
+a non-blocking socket in the engine's own epoll: an update is written straight to the
+socket, and a reply is read, framed and handled in the same thread, with no hand-off.
+
+os-ken still provides everything about the protocol but the transport: the constants, the
+message parsers (flow-stats, errors, bundle replies, packet-ins are parsed by os-ken into the
+same message classes its handlers would see) and the `ProtocolDesc` a parser needs.
+
+The handshake is the one os-ken's ofp_handler does, without the port-description request
+ryu_dove has no use for: HELLO both ways (only OpenFlow 1.3 is offered; a switch that cannot
+speak it gets a HELLO_FAILED error and is closed), FEATURES_REQUEST, FEATURES_REPLY (the
+datapath id), then the switch is up. Echo requests are answered at once; a switch silent for
+`PROBE_IDLE_S` is sent one, and closed if still silent `PROBE_IDLE_S` later (a half-open TCP
+connection after a host crash would otherwise look alive forever).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
+
+LOG = logging.getLogger(__name__)
+
+OFP = ofproto_v1_3
+VERSION = OFP.OFP_VERSION
+HEADER = struct.Struct("!BBHI")  # version, type, length, xid
+HELLO = struct.pack("!BBHIHHI", VERSION, OFP.OFPT_HELLO, 16, 0,
+                    OFP.OFPHET_VERSIONBITMAP, 8, 1 << VERSION)  # "1.3 only"
+FEATURES_XID = 1
+PROBE_IDLE_S = 15.0
+HANDSHAKE_S = 60.0  # a connection that has not said who it is by then is closed
+MAX_BACKLOG = 256 << 20  # bytes waiting for a switch that does not read; then it is dropped
+RECV_SIZE = 256 << 10
+IOV_MAX = 1024
+
+
+class State(enum.Enum):
+    HELLO = "hello"  # waiting for the switch's HELLO
+    FEATURES = "features"  # waiting for FEATURES_REPLY
+    UP = "up"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierReply:
+    """A barrier reply: nothing but its xid (built here, not by os-ken: the hot path)."""
+
+    datapath: Any
+    xid: int
+
+
+class Events:
+    """What a connection tells its owner (ryu_dove.ofserver turns it into engine events)."""
+
+    def switch_up(self, conn: SwitchConnection) -> None: ...
+    def switch_down(self, conn: SwitchConnection) -> None: ...
+    def message(self, conn: SwitchConnection, kind: str, msg: Any) -> None: ...
+    def backlogged(self, conn: SwitchConnection) -> None: ...
+    def closed(self, conn: SwitchConnection) -> None: ...
+
+
+class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
+    """The engine's handle on a switch: `id` (the datapath id once up), `send(bytes)`, and
+    os-ken's `ofproto`/`ofproto_parser`, which is all the reconciler uses."""
+
+    def __init__(self, sock: socket.socket, address: Any, events: Events,
+                 clock: Callable[[], float]) -> None:
+        super().__init__(version=VERSION)
+        self.id: int | None = None
+        self.sock = sock
+        self.address = address
+        self.state = State.HELLO
+        self._events = events
+        self._clock = clock
+        self._inbuf = bytearray()
+        self._out: deque[memoryview] = deque()
+        self.backlog = 0  # bytes accepted by send() and not yet written to the socket
+        self.connected_at = self.last_heard = clock()
+        self._probed = False
+        self.close_reason = ""
+        self.send(HELLO)
+
+    def __repr__(self) -> str:
+        who = f"dpid {self.id:016x}" if self.id is not None else "switch"
+        return f"<{who} at {_address(self.address)} {self.state.value}>"
+
+    # --- writing ----------------------------------------------------------------------
+
+    def send(self, buf: bytes) -> None:
+        """Write whole messages; what the socket does not take now is written when it can."""
+        if self.state is State.CLOSED or not buf:
+            return
+        if not self._out:
+            try:
+                n = self.sock.send(buf)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                self.close(f"send failed: {exc.strerror or exc}")
+                return
+            if n == len(buf):
+                return
+            buf = buf[n:]
+        self._out.append(memoryview(buf))
+        self.backlog += len(buf)
+        if len(self._out) == 1:
+            self._events.backlogged(self)  # now wait for the socket to take more
+        if self.backlog > MAX_BACKLOG:
+            self.close(f"not reading: {self.backlog >> 20} MiB waiting to be written")
+
+    def send_msg(self, msg: Any) -> None:
+        """An os-ken message object (for the rare message not built by ryu_dove.wire)."""
+        msg.serialize()
+        self.send(bytes(msg.buf))
+
+    def on_writable(self) -> bool:
+        """Write what waits; True once nothing does."""
+        while self._out:
+            batch = [self._out[i] for i in range(min(len(self._out), IOV_MAX))]
+            try:
+                n = self.sock.sendmsg(batch)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                self.close(f"send failed: {exc.strerror or exc}")
+                return True
+            self.backlog -= n
+            while n:
+                head = self._out[0]
+                if n >= len(head):
+                    n -= len(head)
+                    self._out.popleft()
+                else:
+                    self._out[0] = head[n:]
+                    n = 0
+        return True
+
+    @property
+    def writing(self) -> bool:
+        return bool(self._out)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close(f"receive failed: {exc.strerror or exc}")
+            return
+        if not data:
+            self.close("closed by the switch")
+            return
+        self.last_heard = self._clock()
+        self._probed = False
+        self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        """Take bytes from the switch; handle every whole message in them."""
+        buf = self._inbuf
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= 8 and self.state is not State.CLOSED:
+            version, msg_type, length, xid = HEADER.unpack_from(buf, pos)
+            if length < 8:
+                self.close(f"protocol error: message length {length}")
+                return
+            if end - pos < length:
+                break
+            self._handle(version, msg_type, length, xid, bytes(buf[pos:pos + length]))
+            pos += length
+        del buf[:pos]
+
+    def _handle(self, version: int, msg_type: int, length: int, xid: int, msg: bytes) -> None:
+        if self.state is State.HELLO:
+            self._on_hello(version, msg_type, msg)
+            return
+        if version != VERSION:
+            self.close(f"protocol error: OpenFlow version {version} after agreeing on 1.3")
+            return
+        if msg_type == OFP.OFPT_BARRIER_REPLY:
+            self._deliver("barrier", BarrierReply(self, xid))
+        elif msg_type == OFP.OFPT_ECHO_REQUEST:
+            self.send(HEADER.pack(VERSION, OFP.OFPT_ECHO_REPLY, length, xid) + msg[8:])
+        elif msg_type == OFP.OFPT_ECHO_REPLY:
+            pass  # being heard from is all a probe asks
+        elif self.state is State.FEATURES and msg_type == OFP.OFPT_FEATURES_REPLY:
+            self._on_features(msg)
+        elif msg_type in _PARSED:
+            self._deliver(_PARSED[msg_type], self._parse(version, msg_type, length, xid, msg))
+        # anything else (port status, flow removed, ...) ryu_dove does not need
+
+    def _on_hello(self, version: int, msg_type: int, msg: bytes) -> None:
+        if msg_type != OFP.OFPT_HELLO:
+            self.close(f"protocol error: message type {msg_type} before HELLO")
+            return
+        if not _speaks_13(version, msg):
+            self._send_hello_failed(version)
+            return
+        self.state = State.FEATURES
+        self.send(HEADER.pack(VERSION, OFP.OFPT_FEATURES_REQUEST, 8, FEATURES_XID))
+
+    def _send_hello_failed(self, version: int) -> None:
+        text = f"ryu_dove speaks OpenFlow 1.3 only; the switch offered version {version}"
+        body = struct.pack("!HH", OFP.OFPET_HELLO_FAILED, OFP.OFPHFC_INCOMPATIBLE)
+        body += text.encode()
+        self.send(HEADER.pack(VERSION, OFP.OFPT_ERROR, 8 + len(body), 0) + body)
+        self.on_writable()
+        self.close("no common OpenFlow version (br-int's protocols must include OpenFlow13)")
+
+    def _on_features(self, msg: bytes) -> None:
+        (self.id,) = struct.unpack_from("!Q", msg, 8)
+        self.state = State.UP
+        self._events.switch_up(self)
+
+    def _parse(self, version: int, msg_type: int, length: int, xid: int, msg: bytes) -> Any:
+        try:
+            return ofproto_parser.msg(self, version, msg_type, length, xid, msg)
+        except Exception as exc:  # a malformed message: say so, keep the connection
+            LOG.error("%r: cannot parse message type %d xid %d (%s)", self, msg_type, xid, exc)
+            return None
+
+    def _deliver(self, kind: str, msg: Any) -> None:
+        if msg is not None and self.state is State.UP:
+            self._events.message(self, kind, msg)
+
+    # --- time ---------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Probe a silent switch; close one that stays silent or never finishes the handshake."""
+        if self.state is State.CLOSED:
+            return
+        if self.state is not State.UP and now - self.connected_at > HANDSHAKE_S:
+            self.close(f"no OpenFlow handshake within {HANDSHAKE_S:.0f} s")
+        elif now - self.last_heard > 2 * PROBE_IDLE_S and self._probed:
+            self.close(f"silent for {now - self.last_heard:.0f} s, echo unanswered")
+        elif now - self.last_heard > PROBE_IDLE_S and not self._probed:
+            self._probed = True
+            self.send(HEADER.pack(VERSION, OFP.OFPT_ECHO_REQUEST, 8, 0))
+
+    # --- the end ------------------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        if self.state is State.CLOSED:
+            return
+        was_up = self.state is State.UP
+        self.state = State.CLOSED
+        self.close_reason = reason
+        self._out.clear()
+        self.backlog = 0
+        self._events.closed(self)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        LOG.log(logging.WARNING if was_up else logging.INFO, "%r: connection closed: %s",
+                self, reason)
+        if was_up:
+            self._events.switch_down(self)
+
+
+_PARSED = {OFP.OFPT_MULTIPART_REPLY: "flow_stats", OFP.OFPT_EXPERIMENTER: "bundle",
+           OFP.OFPT_ERROR: "error", OFP.OFPT_PACKET_IN: "packet_in"}
+
+
+def _speaks_13(version: int, hello: bytes) -> bool:
+    """OpenFlow 1.3.5 section 6.3.1: with version bitmaps on both sides, the highest common
+    bit; without, the lower of the two versions (ours is 1.3)."""
+    pos = 8
+    while pos + 4 <= len(hello):
+        kind, length = struct.unpack_from("!HH", hello, pos)
+        if length < 4:
+            break
+        if kind == OFP.OFPHET_VERSIONBITMAP and length >= 8:
+            (bitmap,) = struct.unpack_from("!I", hello, pos + 4)
+            return bool(bitmap & (1 << VERSION))
+        pos += (length + 7) // 8 * 8
+    return version >= VERSION
+
+
+def _address(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = address[0]
+        return f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
+    return str(address)
+

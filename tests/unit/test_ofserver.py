@@ -1,0 +1,308 @@
+"""The OpenFlow transport the engine's thread runs (ryu_dove/ofserver.py, ryu_dove/ofconn.py),
+over real TCP sockets on loopback, with a scripted switch on the other end."""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from os_ken.ofproto import ofproto_protocol
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from ryu_dove import ofconn
+from ryu_dove.engine import SwitchDown, SwitchMessage, SwitchUp
+from ryu_dove.ofserver import OpenFlowServer
+
+HEADER = struct.Struct("!BBHI")
+DPID = 0x00000A0B0C0D0E0F
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Switch:
+    """The switch's side: a blocking socket speaking just enough OpenFlow."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=5)
+        self._buf = b""
+
+    def send(self, msg_type: int, body: bytes = b"", xid: int = 0, version: int = 4) -> None:
+        self.sock.sendall(HEADER.pack(version, msg_type, 8 + len(body), xid) + body)
+
+    def recv(self) -> tuple[int, int, bytes]:
+        """The next message: (type, xid, whole message)."""
+        while len(self._buf) < 8 or len(self._buf) < HEADER.unpack_from(self._buf)[2]:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("controller closed the connection")
+            self._buf += data
+        length = HEADER.unpack_from(self._buf)[2]
+        msg, self._buf = self._buf[:length], self._buf[length:]
+        _, msg_type, _, xid = HEADER.unpack_from(msg)
+        return msg_type, xid, msg
+
+    def closed_by_peer(self) -> bool:
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (TimeoutError, ConnectionResetError):
+            return False
+
+    def handshake(self, server: OpenFlowServer, dpid: int = DPID) -> None:
+        assert answer(server, self)[0] == ofp.OFPT_HELLO
+        self.send(ofp.OFPT_HELLO, struct.pack("!HHI", ofp.OFPHET_VERSIONBITMAP, 8, 1 << 4))
+        msg_type, xid, _ = answer(server, self)
+        assert msg_type == ofp.OFPT_FEATURES_REQUEST
+        self.send(ofp.OFPT_FEATURES_REPLY, struct.pack("!QIBB2xII", dpid, 256, 254, 0, 0, 0),
+                  xid)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server(clock: Clock) -> Iterator[OpenFlowServer]:
+    srv = OpenFlowServer("127.0.0.1", 0, clock=clock)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def connect(server: OpenFlowServer) -> Iterator[Callable[[], Switch]]:
+    switches: list[Switch] = []
+
+    def make() -> Switch:
+        switches.append(Switch(server.address))
+        return switches[-1]
+
+    yield make
+    for s in switches:
+        s.sock.close()
+
+
+def events_until(server: OpenFlowServer, done: Callable[[list[Any]], bool],
+                 timeout: float = 5.0) -> list[Any]:
+    """Poll as the engine does until `done(events so far)`, with a deadline."""
+    seen: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while not done(seen):
+        assert time.monotonic() < deadline, f"timed out; events so far: {seen}"
+        seen += server.poll(0.05)
+    return seen
+
+
+def answer(server: OpenFlowServer, switch: Switch) -> tuple[int, int, bytes]:
+    """Run the server until the switch has something to read; that message."""
+    deadline = time.monotonic() + 5
+    while not select.select([switch.sock], [], [], 0)[0] and not switch._buf:
+        assert time.monotonic() < deadline, "the controller sent nothing"
+        assert server.poll(0.02) == []
+    return switch.recv()
+
+
+def quiet(server: OpenFlowServer, seconds: float = 0.2) -> list[Any]:
+    """Everything the server reports within `seconds` (to show that nothing is)."""
+    seen: list[Any] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen += server.poll(0.02)
+    return seen
+
+
+def up(server: OpenFlowServer, switch: Switch) -> ofconn.SwitchConnection:
+    switch.handshake(server)
+    ev = events_until(server, lambda seen: any(isinstance(e, SwitchUp) for e in seen))
+    conn: ofconn.SwitchConnection = ev[-1].dp
+    return conn
+
+
+def test_handshake_offers_only_openflow_13_and_reports_the_datapath(server, connect) -> None:
+    switch = connect()
+    msg_type, _, hello = answer(server, switch)
+    assert msg_type == ofp.OFPT_HELLO and hello[0] == 4
+    kind, _, bitmap = struct.unpack_from("!HHI", hello, 8)
+    assert kind == ofp.OFPHET_VERSIONBITMAP and bitmap == 1 << 4
+    switch.send(ofp.OFPT_HELLO, struct.pack("!HHI", ofp.OFPHET_VERSIONBITMAP, 8, 0b1010010))
+    msg_type, xid, _ = answer(server, switch)
+    assert msg_type == ofp.OFPT_FEATURES_REQUEST
+    switch.send(ofp.OFPT_FEATURES_REPLY, struct.pack("!QIBB2xII", DPID, 1, 1, 0, 0, 0), xid)
+    (event,) = events_until(server, bool)
+    assert isinstance(event, SwitchUp) and event.dp.id == DPID
+    assert event.dp.ofproto is ofp and event.dp.ofproto_parser is parser
+
+
+def test_a_switch_without_13_is_told_why_and_closed(server, connect) -> None:
+    switch = connect()
+    answer(server, switch)
+    switch.send(ofp.OFPT_HELLO, version=1)  # OpenFlow 1.0, no bitmap
+    assert quiet(server) == [] and not server.connections
+    msg_type, _, error = switch.recv()
+    assert msg_type == ofp.OFPT_ERROR
+    assert struct.unpack_from("!HH", error, 8) == (ofp.OFPET_HELLO_FAILED,
+                                                    ofp.OFPHFC_INCOMPATIBLE)
+    assert b"OpenFlow 1.3 only" in error[12:]
+    assert switch.closed_by_peer()
+
+
+def test_a_newer_switch_without_a_bitmap_agrees_on_13(server, connect) -> None:
+    switch = connect()
+    answer(server, switch)
+    switch.send(ofp.OFPT_HELLO, version=6)  # 1.5: the lower of the two is 1.3
+    assert answer(server, switch)[0] == ofp.OFPT_FEATURES_REQUEST
+
+
+def test_echo_is_answered_without_the_engine(server, connect) -> None:
+    switch = connect()
+    up(server, switch)
+    switch.send(ofp.OFPT_ECHO_REQUEST, b"ping", xid=77)
+    assert answer(server, switch)[1:] == (77, HEADER.pack(4, ofp.OFPT_ECHO_REPLY, 12, 77) + b"ping")
+
+
+def test_replies_reach_the_engine_as_switch_messages(server, connect) -> None:
+    switch = connect()
+    conn = up(server, switch)
+    switch.send(ofp.OFPT_BARRIER_REPLY, xid=0x80000005)
+    err = struct.pack("!HH", ofp.OFPET_BAD_MATCH, ofp.OFPBMC_BAD_FIELD) + b"\x04" * 16
+    switch.send(ofp.OFPT_ERROR, err, xid=0x80000003)
+    switch.send(ofp.OFPT_PORT_STATUS, b"\x00" * 72)  # not needed: ignored
+    barrier, error = events_until(server, lambda seen: len(seen) >= 2)
+    assert barrier == SwitchMessage(DPID, "barrier", ofconn.BarrierReply(conn, 0x80000005))
+    assert error.kind == "error" and error.dpid == DPID
+    assert (error.msg.type, error.msg.code, error.msg.xid) == (ofp.OFPET_BAD_MATCH,
+                                                              ofp.OFPBMC_BAD_FIELD, 0x80000003)
+    assert error.msg.datapath is conn
+
+
+def test_messages_cut_anywhere_are_framed_whole(clock) -> None:
+    conn, events = _loose_connection(clock)
+    stream = (HEADER.pack(4, ofp.OFPT_HELLO, 8, 1)
+              + HEADER.pack(4, ofp.OFPT_FEATURES_REPLY, 32, 1)
+              + struct.pack("!QIBB2xII", DPID, 1, 1, 0, 0, 0)
+              + HEADER.pack(4, ofp.OFPT_BARRIER_REPLY, 8, 9))
+    for i in range(len(stream)):
+        conn.feed(stream[i:i + 1])
+    assert events.seen == [("up", DPID), ("barrier", 9)]
+
+
+def test_a_bad_length_closes_the_connection_and_says_so(clock) -> None:
+    conn, events = _loose_connection(clock)
+    conn.feed(HEADER.pack(4, ofp.OFPT_HELLO, 8, 1) + HEADER.pack(4, ofp.OFPT_FEATURES_REPLY, 32, 1)
+              + struct.pack("!QIBB2xII", DPID, 1, 1, 0, 0, 0))
+    conn.feed(HEADER.pack(4, ofp.OFPT_BARRIER_REPLY, 4, 9))
+    assert events.seen == [("up", DPID), ("down", DPID)]
+    assert conn.close_reason == "protocol error: message length 4"
+
+
+def test_a_silent_switch_is_probed_then_closed(server, connect, clock) -> None:
+    switch = connect()
+    conn = up(server, switch)
+    clock.now += ofconn.PROBE_IDLE_S + 1
+    server._next_tick = 0
+    assert answer(server, switch)[0] == ofp.OFPT_ECHO_REQUEST
+    clock.now += ofconn.PROBE_IDLE_S + 1
+    server._next_tick = 0
+    (down,) = events_until(server, bool)
+    assert down == SwitchDown(conn) and "echo unanswered" in conn.close_reason
+
+
+def test_an_answered_probe_keeps_the_switch(server, connect, clock) -> None:
+    switch = connect()
+    up(server, switch)
+    clock.now += ofconn.PROBE_IDLE_S + 1
+    server._next_tick = 0
+    _, xid, _ = answer(server, switch)
+    switch.send(ofp.OFPT_ECHO_REPLY, xid=xid)
+    assert quiet(server) == []
+    clock.now += ofconn.PROBE_IDLE_S
+    server._next_tick = 0
+    assert quiet(server) == [] and len(server.connections) == 1
+
+
+def test_a_switch_that_hangs_up_is_down(server, connect) -> None:
+    switch = connect()
+    conn = up(server, switch)
+    switch.sock.close()
+    assert events_until(server, bool) == [SwitchDown(conn)]
+    assert conn.close_reason == "closed by the switch" and not server.connections
+
+
+def test_what_the_socket_cannot_take_now_is_written_later_in_order(server, connect) -> None:
+    switch = connect()
+    conn = up(server, switch)
+    switch.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    barriers = [HEADER.pack(4, ofp.OFPT_BARRIER_REQUEST, 8, xid) for xid in range(40000)]
+    for i in range(0, len(barriers), 100):
+        conn.send(b"".join(barriers[i:i + 100]))
+    assert conn.backlog > 0  # 320 kB do not fit in the buffers at once
+    got: list[int] = []
+    reader = threading.Thread(target=lambda: got.extend(switch.recv()[1] for _ in barriers))
+    reader.start()
+    deadline = time.monotonic() + 10
+    while reader.is_alive() and time.monotonic() < deadline:
+        server.poll(0.01)
+    reader.join(1)
+    assert got == list(range(40000)) and conn.backlog == 0 and not conn.writing
+
+
+def test_a_switch_that_stops_reading_is_dropped_not_buffered_forever(server, connect,
+                                                                     monkeypatch) -> None:
+    monkeypatch.setattr(ofconn, "MAX_BACKLOG", 1 << 20)
+    switch = connect()
+    conn = up(server, switch)
+    chunk = HEADER.pack(4, ofp.OFPT_BARRIER_REQUEST, 8, 1) * 8192  # 64 kB
+    for _ in range(200):  # 12.8 MB, more than loopback's buffers and the limit
+        conn.send(chunk)
+    assert "not reading" in conn.close_reason
+    assert events_until(server, bool) == [SwitchDown(conn)] and not server.connections
+
+
+def test_wake_interrupts_a_wait(server) -> None:
+    threading.Timer(0.1, server.wake).start()
+    started = time.monotonic()
+    server.poll(5.0)
+    assert time.monotonic() - started < 2.0
+
+
+class _Recorder(ofconn.Events):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def switch_up(self, conn: ofconn.SwitchConnection) -> None:
+        self.seen.append(("up", conn.id))
+
+    def switch_down(self, conn: ofconn.SwitchConnection) -> None:
+        self.seen.append(("down", conn.id))
+
+    def message(self, conn: ofconn.SwitchConnection, kind: str, msg: Any) -> None:
+        self.seen.append((kind, msg.xid))
+
+
+def _loose_connection(clock: Clock) -> tuple[ofconn.SwitchConnection, _Recorder]:
+    """A connection over a socketpair, fed by hand."""
+    ours, _theirs = socket.socketpair()
+    ours.setblocking(False)
+    events = _Recorder()
+    conn = ofconn.SwitchConnection(ours, "pair", events, clock)
+    conn._theirs = _theirs  # keep the other end open for the test's length
+    return conn, events
+
+
+def test_connection_is_an_os_ken_protocol_desc() -> None:
+    assert issubclass(ofconn.SwitchConnection, ofproto_protocol.ProtocolDesc)
