@@ -31,6 +31,7 @@ from ryu_dove import bindings, snapshot
 from ryu_dove.compiler import Compiler
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
 from ryu_dove.policy import Policy
+from ryu_dove.port_split import PortSplit
 from ryu_dove.reconciler import Reconciler
 from ryu_dove.tunnel_ids import tunnel_port_name
 
@@ -133,6 +134,7 @@ class Engine:
         self._tep_conflicts: dict[str, str] = {}  # ignored hypervisor -> who has its TEP
         self._port_memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
         self._vm_ports: dict[str, list[PortInfo]] = {}  # of each hypervisor's last report
+        self._ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
         self.packet_ins = 0
         self.stats = EngineStats()
         # hypervisor -> the networks whose change it must follow; None: recompute it whole
@@ -268,15 +270,17 @@ class Engine:
         self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
-        self._vm_ports[name], remotes, ofports = _split_ports(report)
-        self._set_expected(name, remotes)
+        ports = self._ports.setdefault(name, PortSplit())
+        _, tunnels_moved = ports.update(report.ports)
+        self._vm_ports[name] = ports.vm_ports
+        self._set_expected(name, ports.remotes)
         old = self.directory.hypervisor(name)
         if (old is not None and old.tep_ip == report.tep_ip and old.dpid == report.dpid
-                and old.tunnels == ofports):
+                and (not tunnels_moved or old.tunnels == ports.ofports)):
             hv = old  # the usual case: a VM port changed; keep the record (and its identity)
         else:
             hv = Hypervisor(name, report.tep_ip, report.dpid,
-                            MappingProxyType(dict(sorted(ofports.items()))))
+                            MappingProxyType(dict(sorted(ports.ofports.items()))))
         if old is None or old.tep_ip != hv.tep_ip:
             LOG.info("hypervisor %s joined with TEP %s", name, hv.tep_ip)
             self._dirty_tunnels = True
@@ -339,6 +343,7 @@ class Engine:
             self._set_expected(name, frozenset())
             self._port_memo.pop(name, None)
             self._vm_ports.pop(name, None)
+            self._ports.pop(name, None)
             if hv is not None and hv.dpid is not None:
                 self._dpid_hv.pop(hv.dpid, None)
             if hv is not None:
@@ -428,7 +433,7 @@ class Engine:
         """Keep count of who names whom: a thousand reports each naming 999 others must not
         cost a million set operations per batch while the engine waits for them."""
         old = self._expected.get(name, frozenset())
-        if old == remotes:
+        if old is remotes or old == remotes:
             return
         self._named.subtract(old - remotes)
         self._named.update(remotes - old)
@@ -508,28 +513,3 @@ class Engine:
             if (r.port, r.reason) not in old:
                 LOG.warning("binding refused on %s port %s (iface %s): %s", hv, r.port,
                             r.iface_id or "-", r.reason)
-
-
-def _split_ports(report: HypervisorReport,
-                 ) -> tuple[list[PortInfo], frozenset[str], dict[str, int]]:
-    """One pass over a report (it holds a tunnel port per other hypervisor): its VM ports,
-    the hypervisors its own tunnel ports lead to, and the ofports of those numbered."""
-    vm_ports, remotes, ofports = [], set(), {}
-    for p in report.ports:
-        network = remote = owner = None
-        for key, value in p.external_ids:  # a scan, not a dict: this runs a million times
-            if key == contract.NETWORK:
-                network = value
-            elif key == contract.REMOTE:
-                remote = value
-            elif key == contract.OWNER:
-                owner = value
-        if network is not None:
-            vm_ports.append(p)
-            continue
-        if remote is None or owner != contract.OWNER_VALUE:
-            continue
-        remotes.add(remote)
-        if p.ofport is not None and p.ofport > 0:
-            ofports[remote] = p.ofport
-    return vm_ports, frozenset(remotes), ofports
