@@ -56,9 +56,12 @@ class Compiler:
         return dict(sw.flows)
 
     def switches(self, policy: Policy, directory: Directory, work: Work,
+                 local: Collection[str] = (),
                  ) -> Iterator[tuple[str, SwitchFlows, set[int]]]:
         """Bring each switch of `work` up to date: (name, its flows, the cookies that moved).
-        Each network's part is checked against the directory once per call."""
+        `local` names the hypervisors whose own endpoints changed (their work then names
+        the networks those endpoints are or were in). Each network's part is checked
+        against the directory once per call."""
         checked: dict[str, NetworkPart] = {}
         for name, networks in work.items():
             sw = self._switches.setdefault(name, SwitchFlows())
@@ -68,7 +71,10 @@ class Compiler:
             elif networks is None or not sw.parts:
                 changed = sw.update(self._all_parts(policy, directory, hv, checked))
             else:
-                changed = self._networks_changed(policy, directory, hv, sw, networks, checked)
+                changed = set()
+                if name in local:
+                    self._endpoints_changed(policy, directory, hv, sw, changed)
+                self._networks_changed(policy, directory, hv, sw, networks, checked, changed)
             yield name, sw, changed
 
     def network_part(self, net: Network, directory: Directory) -> NetworkPart:
@@ -126,20 +132,42 @@ class Compiler:
 
     # --- one switch, some networks ----------------------------------------------------------
 
+    def _endpoints_changed(self, policy: Policy, directory: Directory, hv: Hypervisor,
+                           sw: SwitchFlows, changed: set[int]) -> None:
+        """hv's own endpoints changed: replace the endpoint parts that differ."""
+        wanted: dict[PartKey, FlowSet] = {}
+        for ep in directory.endpoints_on(hv.name):
+            net = policy.network(ep.network)
+            if net is not None:
+                wanted[("endpoint", ep.port)] = flowparts.endpoint_flows(ep, net.vni)
+        for key in [k for k in sw.parts if k[0] == "endpoint" and k not in wanted]:
+            sw.replace(key, None, changed)
+        for key, flows in wanted.items():
+            if sw.parts.get(key) is not flows:
+                sw.replace(key, flows, changed)
+
     def _networks_changed(self, policy: Policy, directory: Directory, hv: Hypervisor,
                           sw: SwitchFlows, networks: Collection[str],
-                          checked: dict[str, NetworkPart]) -> set[int]:
-        """Only these networks changed, not hv's own endpoints nor hv itself (the engine
-        asks for a whole switch then)."""
-        changed: set[int] = set()
+                          checked: dict[str, NetworkPart], changed: set[int]) -> None:
+        """Only these networks changed, not hv itself (the engine asks for a whole switch
+        then). A network hv has just joined or left is added or removed here."""
         hosts_moved = False
-        hosted = self._hv_parts.get(hv.name, {})
+        hosted = self._hv_parts.setdefault(hv.name, {})
         for key in networks:
             cached = hosted.get(key)
             net = policy.network(key)
-            if cached is None or net is None or ("network", key) not in sw.parts:
-                continue  # not hosted here: hv's own change (a whole switch) would add it
-            part = self._checked_part(net, directory, checked)
+            part = self._checked_part(net, directory, checked) if net is not None else None
+            if part is None or hv.name not in part.local:  # not (or no longer) hosted here
+                if cached is not None:
+                    del hosted[key]
+                    sw.replace(("network", key), None, changed)
+                    hosts_moved = True
+                continue
+            if cached is None:  # newly hosted here
+                hosted[key] = self._rebuilt(part, hv)
+                sw.replace(("network", key), hosted[key].flows, changed)
+                hosts_moved = True
+                continue
             if part is cached.part:
                 continue
             if (cached.hv is hv and part.base == cached.part.serial
@@ -159,7 +187,6 @@ class Compiler:
                 sw.replace(gone, None, changed)
             for tunnel, flows in tunnels.items():
                 sw.replace(tunnel, flows, changed)
-        return changed
 
     # --- network parts ------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
 from ryu_dove import bindings, snapshot
 from ryu_dove.compiler import Compiler
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
+from ryu_dove.gc_policy import GcPolicy
 from ryu_dove.policy import Policy
 from ryu_dove.port_split import PortSplit
 from ryu_dove.reconciler import Reconciler
@@ -137,8 +138,10 @@ class Engine:
         self._ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
         self.packet_ins = 0
         self.stats = EngineStats()
+        self.gc = GcPolicy()
         # hypervisor -> the networks whose change it must follow; None: recompute it whole
         self._dirty_flows: dict[str, set[str] | None] = {}
+        self._dirty_local: set[str] = set()  # hypervisors whose own endpoints changed
         self._dirty_tunnels = False
 
     # --- threading ------------------------------------------------------------------------
@@ -177,8 +180,10 @@ class Engine:
                 self.handle_batch(batch)
             except Exception:  # one bad event must not stop the controller
                 LOG.exception("engine: failed to process %d events", len(batch))
+            took = time.perf_counter() - started
             if batch:
-                self._account(len(batch), time.perf_counter() - started)
+                self._account(len(batch), took)
+            self.gc.after_batch(len(batch))
 
     def _account(self, events: int, seconds: float) -> None:
         s = self.stats
@@ -314,7 +319,7 @@ class Engine:
             self.refused.pop(name, None)
         if not changed:
             return
-        self._dirty_whole(name)
+        self._dirty_own(name, changed)
         for net in changed:
             self._dirty_network(net)
         if depth < 3:  # a lifted conflict can only cascade a few steps
@@ -455,13 +460,15 @@ class Engine:
                 self._write_tunnels(hv.name, {port: spec for port, spec in everyone.items()
                                               if spec.remote != hv.name})
         dirty, self._dirty_flows = self._dirty_flows, {}
+        local, self._dirty_local = self._dirty_local, set()
         connected, work = {}, {}
         for name in sorted(dirty):
             known = self.directory.hypervisor(name)
             rec = self.switches.get(known.dpid) if known and known.dpid is not None else None
             if rec is not None:
                 connected[name], work[name] = rec, dirty[name]
-        for name, flows, changed in self.compiler.switches(self.policy, self.directory, work):
+        for name, flows, changed in self.compiler.switches(self.policy, self.directory, work,
+                                                           local):
             rec = connected[name]
             rec.name = name
             if rec.desired is not flows.flows:
@@ -472,6 +479,13 @@ class Engine:
 
     def _dirty_whole(self, name: str) -> None:
         self._dirty_flows[name] = None
+
+    def _dirty_own(self, name: str, networks: set[str]) -> None:
+        """`name`'s own endpoints changed, in these networks (some it may have just left)."""
+        current = self._dirty_flows.setdefault(name, set())
+        if current is not None:
+            current.update(networks)
+            self._dirty_local.add(name)
 
     def _dirty_network(self, net: str) -> None:
         """Every hypervisor hosting `net` follows its change."""

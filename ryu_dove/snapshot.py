@@ -53,7 +53,8 @@ def _controller(engine: Engine) -> dict[str, Any]:
         "engine": {"batches": stats.batches, "events": stats.events,
                    "busy_s": round(stats.busy_s, 3),
                    "longest_batch_ms": round(1000 * stats.longest_s, 1),
-                   "queued": engine.queued()},
+                   "queued": engine.queued(), "heap_frozen": engine.gc.frozen,
+                   "heap_sweeps": engine.gc.sweeps},
     }
 
 

@@ -207,7 +207,8 @@ def test_snapshot_builds_the_section_asked_for_or_all() -> None:
         "hv1", "hv2"}
     assert set(snapshot.build(h.engine)) == set(snapshot.SECTIONS)
     assert set(snapshot.build(h.engine, "controller")["controller"]["engine"]) == {
-        "batches", "events", "busy_s", "longest_batch_ms", "queued"}
+        "batches", "events", "busy_s", "longest_batch_ms", "queued", "heap_frozen",
+        "heap_sweeps"}
     with pytest.raises(KeyError, match="nope"):
         snapshot.build(h.engine, "nope")
 
