@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
@@ -69,6 +69,7 @@ class NetworkPart:
     remote_unicast: Mapping[str, Flow]  # MAC -> its unicast flow in `shared`
     local: Mapping[str, tuple[Endpoint, ...]]  # hypervisor -> its members
     addressless: frozenset[str]  # hypervisors with a member bound without addresses
+    claims: Mapping[str, int]  # how many members have each MAC and each address
     serial: int = field(default_factory=lambda: next(_SERIALS))  # unique among all parts
     base: int | None = None  # the serial of the part `added` and `removed` are relative to
     added: FlowSet = field(default_factory=dict)  # shared flows new since the base part
@@ -80,12 +81,68 @@ class NetworkPart:
 
     def successor(self, members: tuple[Endpoint, ...],
                   keys: tuple[tuple[str, int], ...]) -> NetworkPart:
-        """The part for new members, with the difference to this one."""
-        new = build_part(self.net, members, keys)
+        """The part for new members, with the difference to this one: worked out from the
+        members that came and went when that is exact (the same hosts, and no MAC or
+        address any other member has: then no "first member wins" rule can change who
+        answers), rebuilt from all members otherwise."""
+        new = self._amended(members, keys) if keys == self.keys else None
+        if new is None:
+            new = build_part(self.net, members, keys)
         added = {c: f for c, f in new.shared.items() if c not in self.shared}
         removed = frozenset(c for c in self.shared if c not in new.shared)
-        return NetworkPart(new.net, new.members, new.keys, new.shared, new.remote_unicast,
-                           new.local, new.addressless, new.serial, self.serial, added, removed)
+        return replace(new, base=self.serial, added=added, removed=removed)
+
+    def _amended(self, members: tuple[Endpoint, ...],
+                 keys: tuple[tuple[str, int], ...]) -> NetworkPart | None:
+        now = {id(ep) for ep in members}
+        before = {id(ep) for ep in self.members}
+        gone = [ep for ep in self.members if id(ep) not in now]
+        came = [ep for ep in members if id(ep) not in before]
+        claims = dict(self.claims)
+        for ep in gone:
+            for claim in (ep.mac, *ep.ips):
+                if claims.get(claim) != 1:
+                    return None  # it shared a MAC or address: who wins may change
+                del claims[claim]
+        gateway = str(self.net.gateway)
+        for ep in came:
+            for claim in (ep.mac, *ep.ips):
+                if claim in claims or claim == gateway:
+                    return None
+                claims[claim] = 1
+        vni, key_of = self.net.vni, dict(keys)
+        shared, unicast = dict(self.shared), dict(self.remote_unicast)
+        for ep in gone:
+            for f in _endpoint_shared(vni, ep, key_of.get(ep.hypervisor)):
+                shared.pop(f.cookie, None)
+            unicast.pop(ep.mac, None)
+        for ep in came:
+            for f in _endpoint_shared(vni, ep, key_of.get(ep.hypervisor)):
+                shared[f.cookie] = f
+            if ep.hypervisor in key_of:
+                unicast[ep.mac] = _remote_unicast(vni, ep.mac, key_of[ep.hypervisor])
+        local = dict(self.local)
+        for hv in {ep.hypervisor for ep in (*gone, *came)}:
+            mine = tuple(ep for ep in members if ep.hypervisor == hv)
+            if mine:
+                local[hv] = mine
+            else:
+                local.pop(hv, None)
+        return NetworkPart(self.net, members, keys, shared, unicast, local,
+                           _addressless(members), claims)
+
+
+def _endpoint_shared(vni: int, ep: Endpoint, rkey: int | None) -> Iterator[Flow]:
+    """The shared flows one member brings when no other member has its MAC or addresses."""
+    for ip in ep.ips:
+        if _is_ipv4(ip):
+            yield from _arp_reply(vni, ip, ep.mac)
+    if rkey is not None:
+        yield _remote_unicast(vni, ep.mac, rkey)
+
+
+def _addressless(members: tuple[Endpoint, ...]) -> frozenset[str]:
+    return frozenset(ep.hypervisor for ep in members if not ep.ips)
 
 
 def host_keys(members: tuple[Endpoint, ...], directory: Directory) -> tuple[tuple[str, int], ...]:
@@ -152,9 +209,13 @@ def build_part(net: Network, members: tuple[Endpoint, ...],
             f = _remote_unicast(net.vni, ep.mac, rkey)
             unicast[ep.mac] = f
             shared[f.cookie] = f
-    addressless = frozenset(ep.hypervisor for ep in members if not ep.ips)
+    claims: dict[str, int] = {}
+    for ep in members:
+        for claim in (ep.mac, *ep.ips):
+            claims[claim] = claims.get(claim, 0) + 1
     return NetworkPart(net, members, keys, shared, unicast,
-                       {hv: tuple(eps) for hv, eps in local.items()}, addressless)
+                       {hv: tuple(eps) for hv, eps in local.items()}, _addressless(members),
+                       claims)
 
 
 def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
