@@ -152,7 +152,10 @@ class MemoryDirectory(Directory):
             return tuple(sorted(eps, key=_order))
         members = self._sorted.get(network)
         if members is None:
-            members = tuple(sorted(self._by_net.get(network, {}).values(), key=_order))
+            # In one network _order is the (hypervisor, port) key: sorting the keys compares
+            # in C, without a Python call per member.
+            by_place = self._by_net.get(network, {})
+            members = tuple(map(by_place.__getitem__, sorted(by_place)))
             self._sorted[network] = members
         return members
 
