@@ -1,13 +1,13 @@
-"""The engine alone at scale: the same world as benchmarks.scale, no sockets, no os-ken threads.
+"""The engine alone at scale: the same world as benchmarks.scale, without sockets.
 
     python -m benchmarks.engine_alone --switches N [--endpoints E] [--tenants T] [--events K]
         [--json]
 
-Why: benchmarks.scale measures the whole controller process, where 1,000 switches mean
-2,000 os-ken threads handing every message across the GIL. This one drives the engine
-directly (reports posted as the OVSDB manager posts them; switches that take bytes and
-answer with an empty flow table and a bundle commit, in the engine's own thread), so the
-difference between the two is what the OpenFlow framework costs. Figures:
+Why: benchmarks.scale measures the whole controller process (sockets, syscalls, framing,
+the other threads). This one drives the engine directly (reports posted as the OVSDB
+manager posts them; switches that take bytes and answer with an empty flow table and a
+bundle commit, in the engine's own thread), so the difference between the two is what the
+OpenFlow transport costs (with os-ken's threads it was ~2x; now ~20%). Figures:
 - cold_start_cpu_s / flowmods_per_cpu_s: every switch connects and is programmed;
 - event_ms p50/p99/max and events_per_s: one new VM port at a time, from the report to the
   last bundle handed to its switches, with every commit answered;

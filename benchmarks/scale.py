@@ -266,7 +266,7 @@ class GcMeter:
 class CpuMeter:
     """Controller CPU: this process's CPU time minus the benchmark's main thread's; and the
     engine's own account of the wall time it spent applying batches (the rest of the CPU is
-    os-ken's threads, the OVSDB manager and the garbage collector)."""
+    os-ken's app threads, the OVSDB manager, the API and the garbage collector)."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine

@@ -60,7 +60,7 @@ class Reconciler:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.dp = dp
-        self._send_bytes = send or dp.send  # os-ken's queue of raw buffers to the switch
+        self._send_bytes = send or dp.send  # whole messages, written to the switch socket
         self._clock = clock
         self._xids = itertools.count(XID_BASE)
         self._bundle_ids = itertools.count(1)
