@@ -189,6 +189,17 @@ def test_replies_reach_the_engine_as_switch_messages(server, connect) -> None:
     assert error.msg.datapath is conn
 
 
+def test_a_packet_in_reaches_the_engine_to_be_counted(server, connect) -> None:
+    switch = connect()
+    up(server, switch)
+    match = struct.pack("!HH4x", ofp.OFPMT_OXM, 4)  # an empty OXM match, padded to 8
+    body = struct.pack("!IHBBQ", ofp.OFP_NO_BUFFER, 14, ofp.OFPR_NO_MATCH, 0, 0) + match
+    switch.send(ofp.OFPT_PACKET_IN, body + b"\x00\x00" + b"\xff" * 14, xid=5)
+    (event,) = events_until(server, bool)
+    assert event.kind == "packet_in" and event.dpid == DPID
+    assert event.msg.reason == ofp.OFPR_NO_MATCH and len(event.msg.data) == 14
+
+
 def test_messages_cut_anywhere_are_framed_whole(clock) -> None:
     conn, events = _loose_connection(clock)
     stream = (HEADER.pack(4, ofp.OFPT_HELLO, 8, 1)
@@ -207,6 +218,13 @@ def test_a_bad_length_closes_the_connection_and_says_so(clock) -> None:
     conn.feed(HEADER.pack(4, ofp.OFPT_BARRIER_REPLY, 4, 9))
     assert events.seen == [("up", DPID), ("down", DPID)]
     assert conn.close_reason == "protocol error: message length 4"
+
+
+def test_anything_before_hello_is_a_protocol_error(clock) -> None:
+    conn, events = _loose_connection(clock)
+    conn.feed(HEADER.pack(4, ofp.OFPT_ECHO_REQUEST, 8, 1))
+    assert conn.state is ofconn.State.CLOSED and events.seen == []
+    assert conn.close_reason == "protocol error: message type 2 before HELLO"
 
 
 def test_a_silent_switch_is_probed_then_closed(server, connect, clock) -> None:
