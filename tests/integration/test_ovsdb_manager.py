@@ -443,6 +443,8 @@ def test_reports_are_what_the_database_holds_after_every_change(controller, ovsd
          "dv-c0000202", "external_ids:dove-owner=ryu_dove", "external_ids:dove-remote=hv2"],
         ["set", "interface", "vif1", "external_ids:dove-ips=198.51.100.11"],
         ["add-bond", BR, "bond0", "eth-a", "eth-b"],  # one port, two interfaces
+        ["add-bond-iface", "bond0", "eth-c"],  # a port's interfaces change
+        ["del-bond-iface", "bond0", "eth-a"],
         ["add-br", "br-other", "--", "add-port", "br-other", "other0"],  # not br-int's
         ["del-port", BR, "bond0", "--", "set", "interface", "dv-c0000202",
          "options:remote_ip=192.0.2.22"],
