@@ -361,6 +361,11 @@ class Engine:
     def _on_switch_up(self, dp: Any) -> None:
         name = self._hv_of_dpid(dp.id) or f"dpid {dp.id:016x}"
         LOG.info("switch %s connected (OpenFlow)", name)
+        replaced = self.switches.get(dp.id)
+        if replaced is not None and replaced.dp is not dp and hasattr(replaced.dp, "close"):
+            # The switch reconnected, so the old connection is dead even if TCP has not
+            # noticed (a partition, a crashed host): do not wait for the echo probe.
+            replaced.dp.close("replaced by a new connection from the same switch")
         rec = Reconciler(name, dp)
         rec.hold = not self.released
         self.switches[dp.id] = rec

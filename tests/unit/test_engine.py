@@ -271,6 +271,14 @@ def test_a_late_answer_on_a_replaced_connection_is_ignored() -> None:
     assert rec.phase.value == "dumping"  # only the new connection's answer counts
 
 
+def test_a_reconnecting_switch_closes_its_old_connection() -> None:
+    h = converged()
+    closed: list[str] = []
+    h.switches[1].dp.close = closed.append  # what ryu_dove.ofconn connections have
+    h.engine.handle_batch([SwitchUp(FakeSwitch(dpid=1).dp)])
+    assert closed == ["replaced by a new connection from the same switch"]
+
+
 def test_a_hypervisor_reporting_a_taken_tep_is_ignored_until_it_changes(caplog) -> None:
     h = converged()
     before = {dpid: dict(sw.table) for dpid, sw in h.switches.items()}
