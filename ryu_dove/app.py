@@ -53,6 +53,11 @@ class DoveController(app_manager.OSKenApp):
         conf = self.CONF.dove
         if not conf.policy:
             raise SystemExit("ryu_dove: no policy given (--dove-policy PATH)")
+        if self.CONF.ctl_privkey or self.CONF.ctl_cert or self.CONF.ofp_ssl_listen_port:
+            # os-ken would have listened with TLS; ryu_dove's transport does not (yet), and
+            # listening in the clear where TLS was asked for would be worse than not starting.
+            raise SystemExit("ryu_dove: OpenFlow over TLS (--ctl-privkey, --ctl-cert, "
+                             "--ofp-ssl-listen-port) is not supported yet; use tcp")
         host = "::" if conf.listen == "::" else conf.listen
         self.openflow = OpenFlowServer(self.CONF.ofp_listen_host or "0.0.0.0",
                                        self.CONF.ofp_tcp_listen_port)

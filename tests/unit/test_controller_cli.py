@@ -56,6 +56,18 @@ def test_the_app_loads_the_way_the_framework_manager_loads_it():
     assert out.stdout.strip() == "['ryu_dove.app']"
 
 
+def test_tls_options_of_os_ken_refuse_to_start_rather_than_listen_in_the_clear():
+    code = ("import ryu_dove; from os_ken import cfg; from os_ken.base import app_manager; "
+            "import ryu_dove.app; "
+            f"cfg.CONF(args=['--ctl-privkey', 'k.pem', '--ctl-cert', 'c.pem', '--dove-policy', "
+            f"{EXAMPLE!r}], project='t'); m = app_manager.AppManager.get_instance(); "
+            "m.load_apps(['ryu_dove.app']); m.instantiate_apps(**m.create_contexts())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0
+    assert "OpenFlow over TLS" in out.stderr and "not supported yet" in out.stderr
+
+
 def test_debug_names_one_module(tmp_path, monkeypatch):
     from ryu_dove.cli import controller as cli
 
