@@ -237,8 +237,13 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             return None
 
     def _deliver(self, kind: str, msg: Any) -> None:
-        if msg is not None and self.state is State.UP:
+        if msg is None:
+            return
+        if self.state is State.UP:
             self._events.message(self, kind, msg)
+        elif kind == "error":  # the switch refused part of the handshake: say so
+            LOG.warning("%r: error during the handshake: type=%s code=%s", self, msg.type,
+                        msg.code)
 
     # --- time ---------------------------------------------------------------------------
 
