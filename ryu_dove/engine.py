@@ -174,7 +174,12 @@ class Engine:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._next_batch()
+            try:
+                batch = self._next_batch()
+            except Exception:  # the switch sockets failed us: log, breathe, go on
+                LOG.exception("engine: failed to read events")
+                self._stop.wait(self.timing.tick_s)
+                continue
             started = time.perf_counter()
             try:
                 self.handle_batch(batch)

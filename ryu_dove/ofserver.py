@@ -57,7 +57,11 @@ class OpenFlowServer(Events):
         for key, mask in self._selector.select(timeout):
             party = key.data
             if isinstance(party, SwitchConnection):
-                self._serve(party, mask)
+                try:
+                    self._serve(party, mask)
+                except Exception:  # a bug with one switch must not take the others down
+                    LOG.exception("%r: unexpected error; closing the connection", party)
+                    party.close("internal error (see the log)")
             elif party is None:
                 self._accept()
             else:

@@ -125,8 +125,8 @@ def quiet(server: OpenFlowServer, seconds: float = 0.2) -> list[Any]:
     return seen
 
 
-def up(server: OpenFlowServer, switch: Switch) -> ofconn.SwitchConnection:
-    switch.handshake(server)
+def up(server: OpenFlowServer, switch: Switch, dpid: int = DPID) -> ofconn.SwitchConnection:
+    switch.handshake(server, dpid)
     ev = events_until(server, lambda seen: any(isinstance(e, SwitchUp) for e in seen))
     conn: ofconn.SwitchConnection = ev[-1].dp
     return conn
@@ -289,6 +289,22 @@ def test_a_switch_that_stops_reading_is_dropped_not_buffered_forever(server, con
         conn.send(chunk)
     assert "not reading" in conn.close_reason
     assert events_until(server, bool) == [SwitchDown(conn)] and not server.connections
+
+
+def test_a_bug_with_one_switch_closes_only_that_one(server, connect, monkeypatch) -> None:
+    bad, good = connect(), connect()
+    bad_conn, good_conn = up(server, bad), up(server, good, DPID + 1)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bad_conn, "on_readable", broken)
+    bad.send(ofp.OFPT_BARRIER_REPLY, xid=1)
+    good.send(ofp.OFPT_BARRIER_REPLY, xid=2)
+    seen = events_until(server, lambda s: len(s) >= 2)
+    assert SwitchDown(bad_conn) in seen
+    assert SwitchMessage(DPID + 1, "barrier", ofconn.BarrierReply(good_conn, 2)) in seen
+    assert bad_conn.close_reason == "internal error (see the log)"
 
 
 def test_wake_interrupts_a_wait(server) -> None:
