@@ -99,12 +99,12 @@ class NetworkPart:
         gone = [ep for ep in self.members if id(ep) not in now]
         came = [ep for ep in members if id(ep) not in before]
         claims = dict(self.claims)
+        gateway = str(self.net.gateway)  # answered for the gateway whoever else claims it
         for ep in gone:
             for claim in (ep.mac, *ep.ips):
-                if claims.get(claim) != 1:
+                if claims.get(claim) != 1 or claim == gateway:
                     return None  # it shared a MAC or address: who wins may change
                 del claims[claim]
-        gateway = str(self.net.gateway)
         for ep in came:
             for claim in (ep.mac, *ep.ips):
                 if claim in claims or claim == gateway:

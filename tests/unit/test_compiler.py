@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ryu_dove import flowparts
 from ryu_dove.compiler import GATEWAY_MAC, Compiler, compile_switch
 from ryu_dove.directory import Endpoint, Hypervisor, MemoryDirectory
 from ryu_dove.flows import Flow, FlowError, Move, Output, SetField, check_flow, flow, is_ours
@@ -469,6 +470,26 @@ def test_no_tunnel_to_a_hypervisor_drops_its_unicast() -> None:
     switch = FakeSwitch(compile_switch(POLICY, directory, "hv1"))
     assert switch.process(to(WEB1, WEB3), in_port=WEB1.ofport) == []
     assert fate(switch.process(to(WEB1, WEB4), in_port=WEB1.ofport)) == {tunnel("hv4"): 5001}
+
+
+def test_a_part_amended_from_members_that_came_and_went_equals_a_fresh_build() -> None:
+    """Including members a fresh build would treat specially: one claiming the gateway's
+    address, one sharing a MAC (bindings refuse both, a directory in flux may hold them)."""
+    net = POLICY.network("acme/web")
+    assert net is not None
+    keys = (("hv1", 1), ("hv2", 2))
+    odd = vm("odd", "acme/web", "hv2", 7, str(net.gateway), "02:ac:00:00:00:77")
+    twin = vm("twin", "acme/web", "hv2", 8, "198.51.100.99", WEB1.mac)
+    fresh = vm("fresh", "acme/web", "hv2", 9, "198.51.100.98", "02:ac:00:00:00:98")
+    steps = [(WEB1,), (WEB1, WEB2), (WEB1, WEB2, odd), (WEB1, WEB2), (WEB1, WEB2, twin),
+             (WEB2, twin), (WEB2, fresh), (fresh,), ()]
+    part = flowparts.build_part(net, (), keys)
+    for members in steps:
+        part = part.successor(members, keys)
+        expected = flowparts.build_part(net, members, keys)
+        assert part.shared == expected.shared, members
+        assert (part.remote_unicast, part.local, part.addressless, part.claims) == (
+            expected.remote_unicast, expected.local, expected.addressless, expected.claims)
 
 
 changes = st.lists(st.tuples(st.sampled_from(("put", "drop", "tunnels")),
