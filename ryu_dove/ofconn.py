@@ -105,6 +105,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         """Write whole messages; what the socket does not take now is written when it can."""
         if self.state is State.CLOSED or not buf:
             return
+        rest = memoryview(buf)
         if not self._out:
             try:
                 n = self.sock.send(buf)
@@ -115,18 +116,13 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
                 return
             if n == len(buf):
                 return
-            buf = buf[n:]
-        self._out.append(memoryview(buf))
-        self.backlog += len(buf)
+            rest = rest[n:]
+        self._out.append(rest)
+        self.backlog += len(rest)
         if len(self._out) == 1:
             self._events.backlogged(self)  # now wait for the socket to take more
         if self.backlog > MAX_BACKLOG:
             self.close(f"not reading: {self.backlog >> 20} MiB waiting to be written")
-
-    def send_msg(self, msg: Any) -> None:
-        """An os-ken message object (for the rare message not built by ryu_dove.wire)."""
-        msg.serialize()
-        self.send(bytes(msg.buf))
 
     def on_writable(self) -> bool:
         """Write what waits; True once nothing does."""
