@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ryu_dove.engine import SwitchDown, SwitchMessage, SwitchUp
-from ryu_dove.ofconn import Events, SwitchConnection
+from ryu_dove.ofconn import Events, State, SwitchConnection
 
 LOG = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class OpenFlowServer(Events):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = SwitchConnection(sock, address, self, self._clock)
-            if conn.state.value != "closed":
+            if conn.state is not State.CLOSED:  # the HELLO could not even be sent
                 self.connections.add(conn)
                 self._selector.register(sock, _interest(conn), conn)
 
