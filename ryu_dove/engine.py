@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from ovsdb_agent import contract
-from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
+from ovsdb_agent.reports import HypervisorReport, TunnelSpec
 from ryu_dove import bindings, snapshot
 from ryu_dove.compiler import Compiler
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
@@ -134,7 +134,6 @@ class Engine:
         self._tep_hv: dict[str, str] = {}  # TEP -> the hypervisor that has it
         self._tep_conflicts: dict[str, str] = {}  # ignored hypervisor -> who has its TEP
         self._port_memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
-        self._vm_ports: dict[str, list[PortInfo]] = {}  # of each hypervisor's last report
         self._ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
         self.packet_ins = 0
         self.stats = EngineStats()
@@ -282,7 +281,6 @@ class Engine:
         self.reports[name] = report
         ports = self._ports.setdefault(name, PortSplit())
         _, tunnels_moved = ports.update(report.ports)
-        self._vm_ports[name] = ports.vm_ports
         self._set_expected(name, ports.remotes)
         old = self.directory.hypervisor(name)
         if (old is not None and old.tep_ip == report.tep_ip and old.dpid == report.dpid
@@ -313,7 +311,7 @@ class Engine:
         """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
         memo = self._port_memo.setdefault(name, {})
         endpoints, refused = bindings.resolve(self.policy, self.directory, name,
-                                              self._vm_ports[name], memo)
+                                              self._ports[name].vm_ports, memo)
         before = {e.port: e for e in self.directory.endpoints_on(name)}
         changed = self.directory.replace_endpoints(name, endpoints)
         self._log_endpoint_changes(name, before, {e.port: e for e in endpoints})
@@ -352,7 +350,6 @@ class Engine:
             self.refused.pop(name, None)
             self._set_expected(name, frozenset())
             self._port_memo.pop(name, None)
-            self._vm_ports.pop(name, None)
             self._ports.pop(name, None)
             if hv is not None and hv.dpid is not None:
                 self._dpid_hv.pop(hv.dpid, None)
