@@ -95,7 +95,7 @@ class OpenFlowServer(Events):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = SwitchConnection(sock, address, self, self._clock)
-            if conn.state is not State.CLOSED:  # the HELLO could not even be sent
+            if conn.state is not State.CLOSED:  # (closed at once if its HELLO failed)
                 self.connections.add(conn)
                 self._selector.register(sock, _interest(conn), conn)
 
