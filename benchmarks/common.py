@@ -1,7 +1,7 @@
 """What every benchmark shares: machine facts, JSON output, lab names and a lab that always
 goes down again (also on Ctrl-C or SIGTERM).
 
-Benchmarks drive labs only through `ryu_dove.lab.lab.Lab`, like tests and operators do.
+Benchmarks drive labs only through `dove_lab.lab.Lab`, like tests and operators do.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.naming import LAB_NAME
-from ryu_dove.lab.state import LAB_ROOT, LabState
-from ryu_dove.lab.topology import Topology
+from dove_lab.lab import Lab
+from dove_lab.naming import LAB_NAME
+from dove_lab.state import LAB_ROOT, LabState
+from dove_lab.topology import Topology
 from ryu_dove.policy import Policy
 
 REPO = Path(__file__).resolve().parents[1]

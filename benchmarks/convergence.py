@@ -4,7 +4,7 @@
     python -m benchmarks.convergence --sweep [--vms V] [--json]      # H = 2, 4, 8, 16
 
 Runs as root on a machine with Open vSwitch (docs/lab.md). Every figure comes from a fresh
-lab (`ryu_dove.lab.lab.Lab`, driven only through its public API) that is always taken down
+lab (`dove_lab.lab.Lab`, driven only through its public API) that is always taken down
 again, on errors and Ctrl-C too. Two tenants of policies/example.yaml, `acme/web` and
 `globex/web` (both 198.51.100.0/26), with V VMs per hypervisor, alternating tenants.
 
@@ -27,7 +27,7 @@ How it is measured (decisions)
 - Binding: the lab comes up with its hypervisors and the controller but no VM; the benchmark
   waits until the controller reports every hypervisor connected and in sync and the tunnel
   mesh complete (`/v1/tunnels`: H*(H-1) ports, all numbered). The VM namespaces, veths and
-  addresses are then made exactly as `ryu_dove.lab.nodes.create_vm` makes them (its own
+  addresses are then made exactly as `dove_lab.nodes.create_vm` makes them (its own
   helpers are called), *without* the final plug. `Lab.add_vm` cannot be used: it plugs in
   the same step, so its namespace set-up would count as convergence. The probes start, t0 is
   taken, and then every hypervisor plugs all of its VM ports in ONE OVSDB transaction (port +
@@ -71,7 +71,7 @@ How it is measured (decisions)
   ovs-vsctl and os-vif do; `unplug_txn_s` / `plug_txn_done_s` show that share of a move.
 - Where the time goes: the controller's log (`endpoint ... on HV` when the engine has taken
   a port's OVSDB report, `HV: bundle|update N committed` when the engine has handled the
-  switch's commit or barrier reply; the controller runs with `--debug=ryu_dove.reconciler`)
+  switch's commit or barrier reply; the controller runs with `--debug=ryu_dove.openflow.reconciler`)
   is read for each phase, next to the plug transactions and the probe timeline
   (`converge_timeline`, `add_vm.timeline`, `migrations[].timeline`), and the CPU seconds of
   the controller, this process (probes, plugging) and the lab's OVS daemons while converging.
@@ -109,12 +109,12 @@ from types import FrameType
 from typing import Any
 
 from benchmarks.probe_icmp import INTERVAL_S, IcmpProber, ProbeError, ProbeVm, Session
+from dove_lab import nodes, shell
+from dove_lab.lab import Lab, LabError
+from dove_lab.naming import VM_MTU
+from dove_lab.state import HypervisorState, VmState
+from dove_lab.topology import Topology, default_mac
 from ovsdb_agent import contract
-from ryu_dove.lab import nodes, shell
-from ryu_dove.lab.lab import Lab, LabError
-from ryu_dove.lab.naming import VM_MTU
-from ryu_dove.lab.state import HypervisorState, VmState
-from ryu_dove.lab.topology import Topology, default_mac
 from ryu_dove.policy import Network, Policy, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -615,7 +615,7 @@ class Run:
         self.log("bringing the lab up (hypervisors and controller, no VM)")
         lab.up(Topology(tuple(self.hv_names)), [str(POLICY)], self.policy, controller=True,
                connect_timeout=60.0,  # every committed update logged, for the timelines
-               controller_args=["--debug=ryu_dove.reconciler"])
+               controller_args=["--debug=ryu_dove.openflow.reconciler"])
         api = Api(lab)
         wait_until("hypervisors in sync and the tunnel mesh", 60,
                    synced_check(api, self.hv_names))

@@ -51,14 +51,14 @@ from benchmarks.common import (
     require,
     running_lab,
 )
-from ryu_dove.lab import probe
-from ryu_dove.lab.lab import Lab, LabError
-from ryu_dove.lab.ovs_instance import read_pid
-from ryu_dove.lab.shell import CommandFailed
-from ryu_dove.lab.state import VmState
-from ryu_dove.lab.topology import Topology, load_topology
+from dove_lab import probe
+from dove_lab.lab import Lab, LabError
+from dove_lab.ovs_instance import read_pid
+from dove_lab.shell import CommandFailed
+from dove_lab.state import VmState
+from dove_lab.topology import Topology, load_topology
 from ryu_dove.policy import Policy, load_policy
-from ryu_dove.yamlmarks import ConfigError
+from ryu_dove.policy.yamlmarks import ConfigError
 
 NETWORK = "acme/web"
 TOPOLOGY_YAML = """\

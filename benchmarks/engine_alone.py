@@ -53,7 +53,7 @@ class NullSwitch:
 
 def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
     from ryu_dove.directory import MemoryDirectory
-    from ryu_dove.engine import Engine, Timing
+    from ryu_dove.engine.loop import Engine, Timing
     from ryu_dove.policy import load_policy
 
     policy = workdir / "scale-policy.yaml"
@@ -64,7 +64,7 @@ def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
 
 def answer(engine: Any) -> None:
     """Deliver what every switch waits for: its (empty) flow table, or the end of its update."""
-    from ryu_dove.engine import SwitchMessage
+    from ryu_dove.engine.loop import SwitchMessage
 
     replies = []
     for dpid, rec in engine.switches.items():
@@ -76,7 +76,7 @@ def answer(engine: Any) -> None:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from ryu_dove.engine import OvsdbReport, SwitchUp
+    from ryu_dove.engine.loop import OvsdbReport, SwitchUp
 
     world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches))
     encode = round(osken_encode_per_s())

@@ -231,7 +231,7 @@ def engine_barrier(engine: Any, timeout: float) -> None:
     The first sentinel is handled in some batch; a second one posted after that can only be
     in a later batch, which starts after the first batch's recompute.
     """
-    from ryu_dove.engine import SwitchMessage
+    from ryu_dove.engine.loop import SwitchMessage
 
     deadline = time.monotonic() + timeout
     for _ in range(2):
@@ -436,7 +436,7 @@ def ingest(b: Bench) -> dict[str, Any]:
     cpu0, t0 = b.cpu.controller_s(), time.monotonic()
     for binding_ in b.hvs.plan(b.world.endpoints):
         b.hvs.apply(binding_)
-    from ryu_dove.engine import OvsdbReport
+    from ryu_dove.engine.loop import OvsdbReport
 
     for i in range(b.world.switches):
         b.engine.post(OvsdbReport(b.hvs.report(i)))
@@ -466,7 +466,7 @@ def cold_start(b: Bench) -> Phase:
 
 def events(b: Bench, count: int, rate: float | None) -> tuple[Phase, list[float], list[Binding]]:
     """Post `count` bindings, paced at `rate` per second (None: as fast as possible)."""
-    from ryu_dove.engine import OvsdbReport
+    from ryu_dove.engine.loop import OvsdbReport
 
     planned = b.hvs.plan(count)
     expected = b.hvs.expected_switches(planned)
@@ -489,7 +489,7 @@ def events(b: Bench, count: int, rate: float | None) -> tuple[Phase, list[float]
 
 def isolated(b: Bench, count: int) -> tuple[Phase, list[float], list[Binding]]:
     """One binding at a time, each waited for: latency and flow-mods without queueing."""
-    from ryu_dove.engine import OvsdbReport
+    from ryu_dove.engine.loop import OvsdbReport
 
     planned = b.hvs.plan(count)
     mark, posted, macs = b.cpu.mark(), [], {}

@@ -2,7 +2,7 @@
 
 Load it with `dove-controller` (any os-ken) or with the framework's manager where os-ken
 ships one (`osken-manager ryu_dove.app --dove-policy P`, os-ken <= 3.1.x). It builds the
-engine, the OpenFlow listener the engine's thread serves (ryu_dove/ofserver.py; on
+engine, the OpenFlow listener the engine's thread serves (ryu_dove/openflow/server.py; on
 os-ken's --ofp-listen-host and --ofp-tcp-listen-port), the OVSDB manager and the REST API.
 
 ryu_dove does not use os-ken's OpenFlow transport (a receive and a send thread per switch)
@@ -21,10 +21,10 @@ from os_ken.controller import controller as _osken_controller  # noqa: F401  (--
 from os_ken.ofproto import ofproto_v1_3
 
 from ovsdb_agent.manager import OvsdbManager
-from ryu_dove.api import ApiServer
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine import Engine, OvsdbGone, OvsdbReport, Timing
-from ryu_dove.ofserver import OpenFlowServer
+from ryu_dove.engine.loop import Engine, OvsdbGone, OvsdbReport, Timing
+from ryu_dove.northbound.api import ApiServer
+from ryu_dove.openflow.server import OpenFlowServer
 from ryu_dove.policy import load_policy
 
 LOG = logging.getLogger(__name__)

@@ -1,15 +1,16 @@
 """Flow values to os-ken OpenFlow 1.3 messages: the only place that builds os-ken objects.
 
-The controller sends flow-mods and bundles packed by ryu_dove.flowmod and ryu_dove.wire (os-ken's
-classes cost ~75 us a flow-mod); the messages here are the reference those are tested against
-byte for byte (tests/unit/test_wire.py), and the flow dump request the reconciler sends.
+The controller sends flow-mods and bundles packed by ryu_dove.openflow.flowmod and
+ryu_dove.openflow.messages (os-ken's classes cost ~75 us a flow-mod); the messages here are
+the reference those are tested against byte for byte (tests/unit/test_wire.py),
+and the flow dump request the reconciler sends.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ryu_dove.flows import Action, Flow, Move, Output, SetField
+from ryu_dove.pipeline.flows import Action, Flow, Move, Output, SetField
 
 ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
 

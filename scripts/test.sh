@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 status=0
-.venv/bin/ruff check ryu_dove ovsdb_agent tests benchmarks || status=1
+.venv/bin/ruff check ryu_dove ovsdb_agent dove_lab tests benchmarks || status=1
 .venv/bin/mypy || status=1
 .venv/bin/python -m pytest tests -ra "$@"
 rc=$?

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--debug", action="append", default=[], metavar="MODULE",
-                   help="debug logging for one module, e.g. ryu_dove.reconciler (every "
+                   help="debug logging for one module, e.g. ryu_dove.openflow.reconciler (every "
                         "update a switch committed, with its size and time); repeatable")
     return p
 
@@ -191,8 +191,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reload(paths: list[str], app_manager: Any) -> None:
-    from ryu_dove.engine import NewPolicy
-    from ryu_dove.yamlmarks import ConfigError
+    from ryu_dove.engine.loop import NewPolicy
+    from ryu_dove.policy.yamlmarks import ConfigError
 
     app = app_manager.lookup_service_brick("DoveController")
     try:

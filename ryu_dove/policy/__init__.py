@@ -2,7 +2,7 @@
 
 from ryu_dove.policy.loader import check_policy, load_policy
 from ryu_dove.policy.model import Network, Policy, Rule, Tenant, Where
-from ryu_dove.yamlmarks import ConfigError, Problem
+from ryu_dove.policy.yamlmarks import ConfigError, Problem
 
 __all__ = [
     "ConfigError",

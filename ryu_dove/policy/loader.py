@@ -31,7 +31,7 @@ from ryu_dove.policy.model import (
     Tenant,
     Where,
 )
-from ryu_dove.yamlmarks import (
+from ryu_dove.policy.yamlmarks import (
     ConfigError,
     Problem,
     did_you_mean,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.topology import Topology, load_topology
+from dove_lab.lab import Lab
+from dove_lab.topology import Topology, load_topology
 from ryu_dove.policy import Policy, load_policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.naming import LabNames
-from ryu_dove.lab.probe import Fate, probe
+from dove_lab.lab import Lab
+from dove_lab.naming import LabNames
+from dove_lab.probe import Fate, probe
 
 
 def leftovers(lab_name: str) -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import subprocess
 
+from dove_lab.lab import Lab
+from dove_lab.probe import Fate, ping
 from ovsdb_agent import contract
 from ovsdb_agent.vswitch import VSwitch
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.probe import Fate, ping
 from tests.integration.helpers import (
     api_get,
     fate,

@@ -8,9 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from dove_lab.lab import Lab
+from dove_lab.probe import Fate, ping
 from ovsdb_agent import contract
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.probe import Fate, ping
 from tests.integration.conftest import EXAMPLE_POLICY
 from tests.integration.helpers import api_get, fate, wait_for, wait_in_sync
 

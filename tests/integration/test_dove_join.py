@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ryu_dove.lab.nodes import delete_netns, netns_add
-from ryu_dove.lab.ovs_instance import OvsInstance
+from dove_lab.nodes import delete_netns, netns_add
+from dove_lab.ovs_instance import OvsInstance
 
 
 @pytest.fixture

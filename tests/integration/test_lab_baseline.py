@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
+from dove_lab import nodes
+from dove_lab.lab import Lab, LabError
+from dove_lab.probe import Fate
 from ovsdb_agent import contract
 from ovsdb_agent.vswitch import VSwitch
-from ryu_dove.lab import nodes
-from ryu_dove.lab.lab import Lab, LabError
-from ryu_dove.lab.probe import Fate
 from tests.integration.conftest import EXAMPLE_POLICY, lab_name
 from tests.integration.helpers import fate, leftovers
 
@@ -54,7 +54,7 @@ def test_vm_ports_carry_the_hypervisor_contract(make_lab, write_topology):
 
 
 def test_down_leaves_nothing_three_times_in_a_row(write_topology, example_policy):
-    from ryu_dove.lab.topology import load_topology
+    from dove_lab.topology import load_topology
 
     topology = load_topology(write_topology(SIX_VMS), example_policy)
     name = lab_name()
@@ -72,7 +72,7 @@ def test_down_leaves_nothing_three_times_in_a_row(write_topology, example_policy
 
 
 def test_failed_up_removes_what_it_created(write_topology, example_policy, monkeypatch):
-    from ryu_dove.lab.topology import load_topology
+    from dove_lab.topology import load_topology
 
     topology = load_topology(write_topology(SIX_VMS), example_policy)
     real_create_vm = nodes.create_vm
@@ -135,7 +135,7 @@ def test_two_labs_side_by_side(make_lab, write_topology):
 
 
 def dove_lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ryu_dove.lab.cli", *args],
+    return subprocess.run([sys.executable, "-m", "dove_lab.cli", *args],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -24,6 +24,9 @@ import ovs.db.idl as ovs_idl
 import pytest
 from ovs.poller import Poller
 
+from dove_lab import shell
+from dove_lab.nodes import delete_netns, netns_add
+from dove_lab.ovs_instance import SCHEMA, OvsInstance
 from ovsdb_agent import contract, tunnel_writer
 from ovsdb_agent.idl_session import COLUMNS
 from ovsdb_agent.idl_snapshot import snapshot
@@ -33,9 +36,6 @@ from ovsdb_agent.manager import OvsdbListenError, OvsdbManager
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
 from ovsdb_agent.tunnel_ports import plan_tunnels
 from ovsdb_agent.vswitch import VSwitch
-from ryu_dove.lab import shell
-from ryu_dove.lab.nodes import delete_netns, netns_add
-from ryu_dove.lab.ovs_instance import SCHEMA, OvsInstance
 
 BR = contract.INTEGRATION_BRIDGE
 OWNED = (contract.OWNER, contract.OWNER_VALUE)

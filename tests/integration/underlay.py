@@ -14,8 +14,8 @@ from pathlib import Path
 from os_ken.lib import pcaplib
 from os_ken.lib.packet import ethernet, packet, vxlan
 
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.nodes import UNDERLAY_BRIDGE
+from dove_lab.lab import Lab
+from dove_lab.nodes import UNDERLAY_BRIDGE
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ryu_dove.api import ROUTES, ApiError, ApiServer
+from ryu_dove.northbound.api import ROUTES, ApiError, ApiServer
 from tests.api_samples import HV1, HV2, REFUSED, TUN12, TUN21
 
 EP1 = {"network": "acme/web", "mac": "02:00:00:00:00:01", "ips": ["198.51.100.10"],

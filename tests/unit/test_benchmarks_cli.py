@@ -8,8 +8,8 @@ import re
 import pytest
 
 from benchmarks import common, dataplane
-from ryu_dove.lab.lab import Lab
-from ryu_dove.lab.state import VmState
+from dove_lab.lab import Lab
+from dove_lab.state import VmState
 
 PING = """PING 198.51.100.11 (198.51.100.11) 56(84) bytes of data.
 64 bytes from 198.51.100.11: icmp_seq=1 ttl=64 time=1.02 ms

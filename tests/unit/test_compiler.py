@@ -21,13 +21,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ryu_dove import flowparts
-from ryu_dove.compiler import GATEWAY_MAC, Compiler, compile_switch
 from ryu_dove.directory import Endpoint, Hypervisor, MemoryDirectory
-from ryu_dove.flows import Flow, FlowError, Move, Output, SetField, check_flow, flow, is_ours
-from ryu_dove.pipeline import Stage
+from ryu_dove.pipeline import flowparts
+from ryu_dove.pipeline.compiler import GATEWAY_MAC, Compiler, compile_switch
+from ryu_dove.pipeline.flows import (
+    Flow,
+    FlowError,
+    Move,
+    Output,
+    SetField,
+    check_flow,
+    flow,
+    is_ours,
+)
+from ryu_dove.pipeline.stages import Stage
 from ryu_dove.policy import Policy, load_policy
-from tests.fakeoftable import (
+from tests.fakes.br_int import (
     ARP_REPLY,
     BROADCAST_MAC,
     Delivery,

@@ -74,14 +74,15 @@ def test_debug_names_one_module(tmp_path, monkeypatch):
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])  # _setup_logging adds its queue handler here
     monkeypatch.setattr(root, "level", root.level)
-    monkeypatch.setattr(logging.getLogger("ryu_dove.reconciler"), "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger("ryu_dove.openflow.reconciler"), "level", logging.NOTSET)
     args = cli.build_parser().parse_args(["--policy", "p.yaml", "--log-file",
                                           str(tmp_path / "c.log"),
-                                          "--debug=ryu_dove.reconciler"])
+                                          "--debug=ryu_dove.openflow.reconciler"])
     listener = cli._setup_logging(args)
     try:
-        assert logging.getLogger("ryu_dove.reconciler").getEffectiveLevel() == logging.DEBUG
-        assert logging.getLogger("ryu_dove.engine").getEffectiveLevel() == logging.INFO
+        reconciler = logging.getLogger("ryu_dove.openflow.reconciler")
+        assert reconciler.getEffectiveLevel() == logging.DEBUG
+        assert logging.getLogger("ryu_dove.engine.loop").getEffectiveLevel() == logging.INFO
     finally:
         listener.stop()
         atexit.unregister(listener.stop)

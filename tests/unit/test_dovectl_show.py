@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from ryu_dove.api import ApiServer
 from ryu_dove.cli import dovectl
 from ryu_dove.cli.dovectl import main
+from ryu_dove.northbound.api import ApiServer
 from tests.api_samples import HV1, HV2, REFUSED, TUN12, TUN21
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,8 @@ from hypothesis import strategies as st
 
 from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
-from ryu_dove import snapshot
-from ryu_dove.compiler import compile_switch
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine import (
+from ryu_dove.engine.loop import (
     Engine,
     OvsdbGone,
     OvsdbReport,
@@ -24,9 +22,11 @@ from ryu_dove.engine import (
     SwitchUp,
     Timing,
 )
+from ryu_dove.northbound import views as snapshot
+from ryu_dove.pipeline.compiler import compile_switch
 from ryu_dove.policy import load_policy
 from ryu_dove.tunnel_ids import tunnel_port_name
-from tests.fakeswitch import FakeSwitch
+from tests.fakes.of_channel import FakeSwitch
 
 POLICY = load_policy([str(Path(__file__).resolve().parents[2] / "policies" / "example.yaml")])
 TEPS = {"hv1": "192.0.2.1", "hv2": "192.0.2.2", "hv3": "192.0.2.3"}
@@ -274,7 +274,7 @@ def test_a_late_answer_on_a_replaced_connection_is_ignored() -> None:
 def test_a_reconnecting_switch_closes_its_old_connection() -> None:
     h = converged()
     closed: list[str] = []
-    h.switches[1].dp.close = closed.append  # what ryu_dove.ofconn connections have
+    h.switches[1].dp.close = closed.append  # what ryu_dove.openflow.connection connections have
     h.engine.handle_batch([SwitchUp(FakeSwitch(dpid=1).dp)])
     assert closed == ["replaced by a new connection from the same switch"]
 

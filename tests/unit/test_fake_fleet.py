@@ -15,8 +15,8 @@ from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
 from benchmarks import fake_fleet
 from ryu_dove import ofencode
-from ryu_dove.flows import Output, SetField, flow
-from ryu_dove.pipeline import REG_NETWORK, Stage
+from ryu_dove.pipeline.flows import Output, SetField, flow
+from ryu_dove.pipeline.stages import REG_NETWORK, Stage
 
 DP = ofproto_protocol.ProtocolDesc(version=ofproto_v1_3.OFP_VERSION)
 OFP, PARSER = DP.ofproto, DP.ofproto_parser

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ryu_dove.flows import IN_PORT, MatchValue, Move, Output, SetField, flow
-from ryu_dove.pipeline import Stage
-from tests.fakeoftable import (
+from ryu_dove.pipeline.flows import IN_PORT, MatchValue, Move, Output, SetField, flow
+from ryu_dove.pipeline.stages import Stage
+from tests.fakes.br_int import (
     BROADCAST_MAC,
     ETH_ARP,
     AmbiguousMatch,

@@ -1,11 +1,11 @@
-"""GcPolicy (ryu_dove/gc_policy.py): the heap frozen after every batch, swept when idle or,
+"""GcPolicy (ryu_dove/engine/gc_policy.py): the heap frozen after every batch, swept when idle or,
 under load, once in a long while."""
 
 from __future__ import annotations
 
 import gc
 
-from ryu_dove.gc_policy import GcPolicy
+from ryu_dove.engine.gc_policy import GcPolicy
 
 
 class FakeGc:

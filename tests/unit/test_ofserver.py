@@ -1,5 +1,6 @@
-"""The OpenFlow transport the engine's thread runs (ryu_dove/ofserver.py, ryu_dove/ofconn.py),
-over real TCP sockets on loopback, with a scripted switch on the other end."""
+"""The OpenFlow transport the engine's thread runs (ryu_dove/openflow/server.py,
+ryu_dove/openflow/connection.py), over real TCP sockets on loopback,
+with a scripted switch on the other end."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from os_ken.ofproto import ofproto_protocol
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from ryu_dove import ofconn
-from ryu_dove.engine import SwitchDown, SwitchMessage, SwitchUp
-from ryu_dove.ofserver import OpenFlowServer
+from ryu_dove.engine.loop import SwitchDown, SwitchMessage, SwitchUp
+from ryu_dove.openflow import connection as ofconn
+from ryu_dove.openflow.server import OpenFlowServer
 
 HEADER = struct.Struct("!BBHI")
 DPID = 0x00000A0B0C0D0E0F

@@ -21,7 +21,7 @@ from ryu_dove.policy import (
     check_policy,
     load_policy,
 )
-from ryu_dove.yamlmarks import load_yaml, mark, unknown_key_problem, value_mark
+from ryu_dove.policy.yamlmarks import load_yaml, mark, unknown_key_problem, value_mark
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -1,4 +1,4 @@
-"""PortSplit (ryu_dove/port_split.py): kept across reports, it says what a from-scratch read of
+"""PortSplit (ryu_dove/directory/ports.py): kept across reports, it says what a from-scratch read of
 each report says, however ports come, go, change or are rebuilt as new objects."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ovsdb_agent import contract
 from ovsdb_agent.reports import PortInfo
-from ryu_dove.port_split import PortSplit
+from ryu_dove.directory.ports import PortSplit
 
 OWNED = (contract.OWNER, contract.OWNER_VALUE)
 

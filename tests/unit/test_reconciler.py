@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from ryu_dove.flows import Flow, Output, SetField, flow
-from ryu_dove.pipeline import Stage
-from ryu_dove.reconciler import SMALL_UPDATE, Phase, Reconciler
-from tests.fakeswitch import FakeSwitch
+from ryu_dove.openflow.reconciler import SMALL_UPDATE, Phase, Reconciler
+from ryu_dove.pipeline.flows import Flow, Output, SetField, flow
+from ryu_dove.pipeline.stages import Stage
+from tests.fakes.of_channel import FakeSwitch
 
 
 def flows(n: int, vni: int = 5001):

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from ryu_dove.policy import loader, model
-from ryu_dove.yamlmarks import load_yaml
+from ryu_dove.policy.yamlmarks import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -10,11 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
 
-from ryu_dove import flowmod, ofencode, wire
-from ryu_dove.compiler import compile_switch
+from ryu_dove import ofencode
 from ryu_dove.directory import Endpoint
-from ryu_dove.flows import Flow, Move, Output, SetField, flow
-from ryu_dove.pipeline import Stage
+from ryu_dove.openflow import flowmod
+from ryu_dove.openflow import messages as wire
+from ryu_dove.pipeline.compiler import compile_switch
+from ryu_dove.pipeline.flows import Flow, Move, Output, SetField, flow
+from ryu_dove.pipeline.stages import Stage
 from ryu_dove.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """The flows of the pipeline, as parts that a switch's flow set is the union of.
 
-Pure builders, no state: ryu_dove.compiler decides which parts a switch needs and keeps them
-between changes. A switch's flows are the union of:
+Pure builders, no state: ryu_dove.pipeline.compiler decides which parts a switch needs and
+keeps them between changes. A switch's flows are the union of:
 - DEFAULTS: every stage's table-miss drop, the same everywhere;
 - endpoint_flows(): per local endpoint, its classification and port security;
 - per network it hosts, the network's shared part (build_part(): tunnel classification, ARP
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from ryu_dove.directory import Directory, Endpoint, Hypervisor
-from ryu_dove.flows import (
+from ryu_dove.pipeline.flows import (
     IN_PORT,
     Action,
     Flow,
@@ -36,7 +36,7 @@ from ryu_dove.flows import (
     check_flow,
     flow,
 )
-from ryu_dove.pipeline import REG_FROM_TUNNEL, REG_NETWORK, REG_REMOTE, Stage
+from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, REG_REMOTE, Stage
 from ryu_dove.policy import Network
 from ryu_dove.tunnel_ids import remote_key
 
@@ -166,7 +166,8 @@ def _defaults() -> Iterator[Flow]:
 
 
 def _is_ipv4(ip: str) -> bool:
-    """Endpoint addresses are in ipaddress's canonical text (ryu_dove.bindings): no parsing."""
+    """Endpoint addresses are in ipaddress's canonical text (ryu_dove.directory.bindings):
+    no parsing."""
     return ":" not in ip
 
 

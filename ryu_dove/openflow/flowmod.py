@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterable
 from functools import lru_cache
 
-from ryu_dove.flows import Action, Flow, MatchValue, Move, Output, SetField
+from ryu_dove.pipeline.flows import Action, Flow, MatchValue, Move, Output, SetField
 
 OFP_VERSION = 0x04
 OFPT_FLOW_MOD = 14

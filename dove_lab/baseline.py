@@ -9,8 +9,8 @@ every VM is in one broadcast domain. This is the plain-OVS floor benchmarks comp
 
 from __future__ import annotations
 
+from dove_lab.ovs_instance import OvsInstance
 from ovsdb_agent import contract
-from ryu_dove.lab.ovs_instance import OvsInstance
 
 BASELINE_VNI = 0
 TUNNEL_PREFIX = "vx-"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ovsdb_agent import contract
 
 if TYPE_CHECKING:
-    from ryu_dove.engine import Engine
+    from ryu_dove.engine.loop import Engine
 
 STARTED = time.time()
 VERSION = importlib.metadata.version("ryu_dove")

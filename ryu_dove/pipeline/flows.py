@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ryu_dove.pipeline import Stage, allowed_next
+from ryu_dove.pipeline.stages import Stage, allowed_next
 
 OWNER_BYTE = 0xD0  # "DOVE": the top byte of every cookie ryu_dove installs
 OWNER_MASK = 0xFF << 56

@@ -1,7 +1,7 @@
 """One reconciler per switch: make br-int's flows equal the desired set, sending only the diff.
 
 It learns what the switch has by dumping its flows (never by clearing them), diffs by cookie
-(a flow's cookie is a hash of its whole content, see ryu_dove.flows), and sends the
+(a flow's cookie is a hash of its whole content, see ryu_dove.pipeline.flows), and sends the
 difference. After a full diff (on connect, on a new desired set, after an error) it diffs
 only the cookies it is told changed, so an update costs in proportion to the change, not to
 the switch's thousands of flows. Replies arrive as events on the engine thread, which owns
@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ryu_dove import ofencode, wire
-from ryu_dove.flows import Flow, is_ours
+from ryu_dove import ofencode
+from ryu_dove.openflow import messages as wire
+from ryu_dove.pipeline.flows import Flow, is_ours
 
 LOG = logging.getLogger(__name__)
 XID_BASE = 0x8000_0000  # above os-ken's own xids, so replies are never confused

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ryu_dove.policy import Policy
-from ryu_dove.yamlmarks import ConfigError, Problem, load_yaml, mark, unknown_key_problem
+from ryu_dove.policy.yamlmarks import ConfigError, Problem, load_yaml, mark, unknown_key_problem
 
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,10}$")
 NODE_NAME_HELP = "1-11 characters: a lowercase letter, then lowercase letters, digits or '-'"

@@ -4,7 +4,8 @@ The engine calls `poll(timeout)` where it used to wait on its queue: the wait re
 switch sends something, a socket can take more bytes, or another thread posts an event
 (`wake()`). What the switches said comes back as engine events (SwitchUp, SwitchDown,
 SwitchMessage), so the engine handles them in its batch exactly as it did when os-ken's
-threads posted them. Writes happen inside the reconcilers' calls to `send` (ryu_dove/ofconn).
+threads posted them. Writes happen inside the reconcilers' calls to `send`
+(ryu_dove/openflow/connection.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ryu_dove.engine import SwitchDown, SwitchMessage, SwitchUp
-from ryu_dove.ofconn import Events, State, SwitchConnection
+from ryu_dove.engine.loop import SwitchDown, SwitchMessage, SwitchUp
+from ryu_dove.openflow.connection import Events, State, SwitchConnection
 
 LOG = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The desired flows of every hypervisor's br-int, kept up to date incrementally.
 
 `compile_switch(policy, directory, hv)` is the whole computation for one switch, pure (no
-I/O, no clock); the parts it is made of are in ryu_dove.flowparts. The engine uses a
+I/O, no clock); the parts it is made of are in ryu_dove.pipeline.flowparts. The engine uses a
 long-lived `Compiler` instead, which gives the same result (a property test holds it to
 that) at a cost proportional to what changed:
 - a network's shared part is rebuilt once per change of its members, whatever number of
@@ -10,7 +10,7 @@ that) at a cost proportional to what changed:
   went) applies each network's difference to its flows, unless its own members or the
   network's hosts changed, which rebuild that network's part for it;
 - every switch's flows are a SwitchFlows, which reports the cookies that moved.
-Stages and registers: ryu_dove.pipeline and docs/pipeline.md.
+Stages and registers: ryu_dove.pipeline.stages and docs/pipeline.md.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from ryu_dove import flowparts
 from ryu_dove.directory import Directory, Hypervisor
-from ryu_dove.flowparts import DEFAULTS, GATEWAY_MAC, FlowSet, NetworkPart
-from ryu_dove.flows import Flow
+from ryu_dove.pipeline import flowparts
+from ryu_dove.pipeline.flowparts import DEFAULTS, GATEWAY_MAC, FlowSet, NetworkPart
+from ryu_dove.pipeline.flows import Flow
+from ryu_dove.pipeline.switchflows import PartKey, SwitchFlows
 from ryu_dove.policy import Network, Policy
-from ryu_dove.switchflows import PartKey, SwitchFlows
 
 __all__ = ["GATEWAY_MAC", "Compiler", "compile_switch"]
 

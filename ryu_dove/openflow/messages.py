@@ -1,10 +1,10 @@
 """Bundles as bytes: each distinct flow is encoded once, and a bundle is sent as one buffer.
 
-A flow's cookie is a hash of its whole content (ryu_dove.flows), so the flow-mod bytes for a
-cookie are the same on every switch; only the xid differs. The same flow sits on many
+A flow's cookie is a hash of its whole content (ryu_dove.pipeline.flows), so the flow-mod
+bytes for a cookie are the same on every switch; only the xid differs. The same flow sits on many
 hypervisors (ARP answers, every endpoint's unicast flow), so encoding it once and patching
 the xid makes convergence cost a copy per switch instead of an encode. Flow-mods are packed
-by ryu_dove.flowmod (~6 us; os-ken's classes take ~75 us); the bundle framing (ONF
+by ryu_dove.openflow.flowmod (~6 us; os-ken's classes take ~75 us); the bundle framing (ONF
 extension, OpenFlow 1.3 Extension Pack) is a fixed 24-byte header packed here. Both are
 checked byte for byte against os-ken (tests/unit/test_wire.py).
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_common, ofproto_v1_3
 
-from ryu_dove import flowmod
-from ryu_dove.flows import Flow
+from ryu_dove.openflow import flowmod
+from ryu_dove.pipeline.flows import Flow
 
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from dove_lab import shell
+from dove_lab.naming import VIF_PREFIX, VM_MTU, Addressing, LabNames
+from dove_lab.ovs_instance import OvsInstance, stop_pid
+from dove_lab.state import HypervisorState, VmState
 from ovsdb_agent import contract
 from ovsdb_agent.join import JoinRequest, join
 from ovsdb_agent.vswitch import VSwitch
-from ryu_dove.lab import shell
-from ryu_dove.lab.naming import VIF_PREFIX, VM_MTU, Addressing, LabNames
-from ryu_dove.lab.ovs_instance import OvsInstance, stop_pid
-from ryu_dove.lab.state import HypervisorState, VmState
 
 UNDERLAY_BRIDGE = "ul0"
 UNDERLAY_IF = "eth1"  # a hypervisor's link to the underlay, attached to br-phy

@@ -2,7 +2,8 @@
 
 Tests ask where a packet goes ("is it output on port 3, with which tunnel key, rewritten how?")
 instead of reading flow text, so they survive refactors of the compiler and catch what the
-switch would actually do. The idea is faucet's clib/fakeoftable.py, applied to ryu_dove.flows.
+switch would actually do. The idea is faucet's clib/fakeoftable.py, applied to
+ryu_dove.pipeline.flows.
 
 The fake is stricter than OVS where OVS would be silent or undefined:
 - a flow OVS would refuse (unknown field, missing match prerequisite, goto backwards) raises
@@ -21,8 +22,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ryu_dove.flows import IN_PORT, Flow, Move, Output, SetField
-from ryu_dove.pipeline import Stage
+from ryu_dove.pipeline.flows import IN_PORT, Flow, Move, Output, SetField
+from ryu_dove.pipeline.stages import Stage
 
 Packet = dict[str, int | str]
 

@@ -2,7 +2,7 @@
 
 OVSDB reports and API requests arrive as events on one queue (posted from the OVSDB
 manager's and the API's threads); OpenFlow events come from the switch connections, which
-this thread runs itself (ryu_dove.ofserver: it waits on their sockets and the queue at once).
+this thread runs itself (ryu_dove.openflow.server: it waits on their sockets and the queue at once).
 The engine applies a batch of events, recomputes the desired state of only the hypervisors
 the batch touched, and hands it to the reconcilers (flows, written straight to the switch
 sockets) and the OVSDB manager (tunnel ports). Nothing else mutates controller state.
@@ -27,13 +27,13 @@ from typing import Any, Protocol
 
 from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
-from ryu_dove import bindings, snapshot
-from ryu_dove.compiler import Compiler
-from ryu_dove.directory import Directory, Endpoint, Hypervisor
-from ryu_dove.gc_policy import GcPolicy
+from ryu_dove.directory import Directory, Endpoint, Hypervisor, bindings
+from ryu_dove.directory.ports import PortSplit
+from ryu_dove.engine.gc_policy import GcPolicy
+from ryu_dove.northbound import views as snapshot
+from ryu_dove.openflow.reconciler import Reconciler
+from ryu_dove.pipeline.compiler import Compiler
 from ryu_dove.policy import Policy
-from ryu_dove.port_split import PortSplit
-from ryu_dove.reconciler import Reconciler
 from ryu_dove.tunnel_ids import tunnel_port_name
 
 LOG = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ PUMP_S = 0.05  # during a long batch, serve the switch sockets this often
 
 
 class SwitchIO(Protocol):
-    """The switch connections the engine's thread runs (ryu_dove.ofserver.OpenFlowServer)."""
+    """The switch connections the engine's thread runs (ryu_dove.openflow.server.OpenFlowServer)."""
 
     def poll(self, timeout: float) -> list[Any]: ...
     def wake(self) -> None: ...
@@ -161,7 +161,7 @@ class Engine:
             self._thread.join(timeout=5)
 
     def snapshot(self, section: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-        """What the controller knows (ryu_dove.snapshot), built on the engine thread; one
+        """What the controller knows (ryu_dove.northbound.views), built on the engine thread; one
         section only if named: at a thousand hypervisors the tunnel list alone is a million
         entries, and the engine does nothing else while it builds."""
         reply: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ryu_dove.lab.naming import Addressing
-from ryu_dove.lab.ovs_instance import alive, read_pid, stop_pid
-from ryu_dove.lab.state import LabState
+from dove_lab.naming import Addressing
+from dove_lab.ovs_instance import alive, read_pid, stop_pid
+from dove_lab.state import LabState
 
 
 class ControllerError(RuntimeError):

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ryu_dove.lab.naming import DEFAULT_LAB, LabNames, check_lab_name
+from dove_lab.naming import DEFAULT_LAB, LabNames, check_lab_name
 
 LAB_ROOT = Path(os.environ.get("DOVE_LAB_ROOT", "/run/dove-lab"))
 

@@ -2,7 +2,7 @@
 
 Tables are numbered from this declaration only; flows, tests, logs and docs/pipeline.md
 speak stage names. Each stage lists the match fields its flows may use and the stages it may
-jump to, and every computed flow is checked against that (ryu_dove.flows.check_flow).
+jump to, and every computed flow is checked against that (ryu_dove.pipeline.flows.check_flow).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ryu_dove.lab import shell
+from dove_lab import shell
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 

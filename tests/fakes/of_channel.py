@@ -3,7 +3,7 @@ sends (flow dumps, ONF bundles, flow-mods, barriers), applies bundles atomically
 flow-mods as they come, and answers with the os-ken reply messages OVS's answers parse into.
 
 Requests are parsed here with struct: os-ken only parses what switches send. Packet
-processing is tests/fakeoftable.py's job; this one only keeps the flow table.
+processing is tests/fakes/br_int.py's job; this one only keeps the flow table.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ryu_dove.lab.state import LabState, VmState
+from dove_lab.state import LabState, VmState
 
 
 class Fate(StrEnum):

@@ -9,13 +9,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from ryu_dove.lab import probe
-from ryu_dove.lab.lab import Lab, LabError
-from ryu_dove.lab.naming import DEFAULT_LAB, check_lab_name
-from ryu_dove.lab.shell import CommandFailed
-from ryu_dove.lab.topology import load_topology
+from dove_lab import probe
+from dove_lab.lab import Lab, LabError
+from dove_lab.naming import DEFAULT_LAB, check_lab_name
+from dove_lab.shell import CommandFailed
+from dove_lab.topology import load_topology
 from ryu_dove.policy import load_policy
-from ryu_dove.yamlmarks import ConfigError
+from ryu_dove.policy.yamlmarks import ConfigError
 
 
 def _lab_name(text: str) -> str:

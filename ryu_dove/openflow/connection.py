@@ -1,4 +1,5 @@
-"""One switch's OpenFlow 1.3 connection, driven by the engine's thread (see ryu_dove/ofserver).
+"""One switch's OpenFlow 1.3 connection, driven by the engine's thread
+(see ryu_dove/openflow/server.py).
 
 Why not os-ken's Datapath: it gives every switch a receive thread and a send thread. At a
 thousand switches that is 2,000 threads, and every update a switch receives wakes one of
@@ -65,7 +66,7 @@ class BarrierReply:
 
 
 class Events:
-    """What a connection tells its owner (ryu_dove.ofserver turns it into engine events)."""
+    """What a connection tells its owner (ryu_dove.openflow.server turns it into engine events)."""
 
     def switch_up(self, conn: SwitchConnection) -> None: ...
     def switch_down(self, conn: SwitchConnection) -> None: ...

@@ -21,18 +21,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ovsdb_agent.vswitch import VSwitch
-from ryu_dove.lab import baseline, controller_proc, nodes, shell
-from ryu_dove.lab.naming import Addressing, LabNames, check_lab_name, mgmt_slots
-from ryu_dove.lab.ovs_instance import OvsInstance, alive, read_pid
-from ryu_dove.lab.state import LAB_ROOT, HypervisorState, LabState, VmState, lab_dir
-from ryu_dove.lab.topology import (
+from dove_lab import baseline, controller_proc, nodes, shell
+from dove_lab.naming import Addressing, LabNames, check_lab_name, mgmt_slots
+from dove_lab.ovs_instance import OvsInstance, alive, read_pid
+from dove_lab.state import LAB_ROOT, HypervisorState, LabState, VmState, lab_dir
+from dove_lab.topology import (
     MAX_HYPERVISORS,
     Topology,
     VmSpec,
     default_mac,
     node_name_problem,
 )
+from ovsdb_agent.vswitch import VSwitch
 from ryu_dove.policy import Policy, load_policy
 
 LOG = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """One switch's desired flows as the union of its parts, updated part by part.
 
-The compiler (ryu_dove.compiler) hands a switch its parts: a changed part costs work in
+The compiler (ryu_dove.pipeline.compiler) hands a switch its parts: a changed part costs work in
 proportion to that part (or to its difference, when the compiler knows it), never to the
 switch's thousands of flows, and every change is reported as the cookies that moved, which
 is all the reconciler needs to diff.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ryu_dove.flows import Flow
+from ryu_dove.pipeline.flows import Flow
 
 FlowSet = Mapping[int, Flow]
 PartKey = tuple[str, str]  # ("defaults" | "endpoint" | "network" | "tunnel", name)
