@@ -140,7 +140,7 @@ class Tracker:
 
 # --- one switch -------------------------------------------------------------------------------
 
-class FakeSwitch(asyncio.Protocol):
+class SimulatedSwitch(asyncio.Protocol):
     """One OpenFlow connection; replies are written as soon as a request is parsed."""
 
     def __init__(self, fleet: Fleet, index: int, dpid: int) -> None:
@@ -309,7 +309,7 @@ class FakeSwitch(asyncio.Protocol):
 class Fleet:
     def __init__(self, host: str, port: int, switches: int, dpid_base: int) -> None:
         self.host, self.port = host, port
-        self.switches = [FakeSwitch(self, i, dpid_base + i) for i in range(switches)]
+        self.switches = [SimulatedSwitch(self, i, dpid_base + i) for i in range(switches)]
         self.tracker = Tracker({})
         self.open_count = 0
         self.uncommitted = switches  # switches that never committed a bundle
@@ -318,7 +318,7 @@ class Fleet:
         self._need_all_committed = False
 
     # called by switches
-    def saw(self, sw: FakeSwitch, mac: bytes, now: float) -> None:
+    def saw(self, sw: SimulatedSwitch, mac: bytes, now: float) -> None:
         i = self.tracker.index.get(mac)
         if i is None:
             return
@@ -328,7 +328,7 @@ class Fleet:
         self.tracker.last_add[i] = now
         sw.bundle_macs.append(i)
 
-    def committed(self, sw: FakeSwitch, now: float) -> None:
+    def committed(self, sw: SimulatedSwitch, now: float) -> None:
         if not sw.ever_committed:
             sw.ever_committed = True
             self.uncommitted -= 1
@@ -353,7 +353,7 @@ class Fleet:
                             for sw in self.switches]
         return {"op": "connecting", "t0": time.monotonic()}
 
-    async def _keep_trying(self, sw: FakeSwitch, deadline: float) -> None:
+    async def _keep_trying(self, sw: SimulatedSwitch, deadline: float) -> None:
         """As OVS's rconn does: a connection whose controller says nothing for 10 s is dropped
         (that is what happens when the listen backlog overflows: our side is ESTABLISHED,
         the controller's never was), and a failed one is retried after 1, 2, 4, then 8 s."""

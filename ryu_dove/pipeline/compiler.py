@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from ryu_dove.directory import Directory, Hypervisor
 from ryu_dove.pipeline import flowparts
-from ryu_dove.pipeline.flowparts import DEFAULTS, GATEWAY_MAC, FlowSet, NetworkPart
-from ryu_dove.pipeline.flows import Flow
+from ryu_dove.pipeline.flowparts import DEFAULTS, GATEWAY_MAC, NetworkPart
+from ryu_dove.pipeline.flows import Flow, FlowMap
 from ryu_dove.pipeline.switchflows import PartKey, SwitchFlows
 from ryu_dove.policy import Network, Policy
 
@@ -101,8 +101,8 @@ class Compiler:
     # --- one switch, whole ----------------------------------------------------------------
 
     def _all_parts(self, policy: Policy, directory: Directory, hv: Hypervisor,
-                   checked: dict[str, NetworkPart]) -> dict[PartKey, FlowSet]:
-        parts: dict[PartKey, FlowSet] = {("defaults", ""): DEFAULTS}
+                   checked: dict[str, NetworkPart]) -> dict[PartKey, FlowMap]:
+        parts: dict[PartKey, FlowMap] = {("defaults", ""): DEFAULTS}
         for ep in directory.endpoints_on(hv.name):
             net = policy.network(ep.network)
             if net is not None:
@@ -118,12 +118,12 @@ class Compiler:
         parts.update(self._tunnel_parts(hv))
         return parts
 
-    def _tunnel_parts(self, hv: Hypervisor) -> dict[PartKey, FlowSet]:
+    def _tunnel_parts(self, hv: Hypervisor) -> dict[PartKey, FlowMap]:
         """OUT_TUNNEL flows to each hypervisor hv shares a network with (and has a port to)."""
         keys: dict[str, int] = {}
         for hv_part in self._hv_parts.get(hv.name, {}).values():
             keys.update(hv_part.part.keys)
-        parts: dict[PartKey, FlowSet] = {}
+        parts: dict[PartKey, FlowMap] = {}
         for remote, rkey in keys.items():
             ofport = hv.tunnels.get(remote)
             if remote != hv.name and ofport is not None:
@@ -135,7 +135,7 @@ class Compiler:
     def _endpoints_changed(self, policy: Policy, directory: Directory, hv: Hypervisor,
                            sw: SwitchFlows, changed: set[int]) -> None:
         """hv's own endpoints changed: replace the endpoint parts that differ."""
-        wanted: dict[PartKey, FlowSet] = {}
+        wanted: dict[PartKey, FlowMap] = {}
         for ep in directory.endpoints_on(hv.name):
             net = policy.network(ep.network)
             if net is not None:

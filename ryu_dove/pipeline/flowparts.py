@@ -29,6 +29,7 @@ from ryu_dove.pipeline.flows import (
     IN_PORT,
     Action,
     Flow,
+    FlowMap,
     MatchValue,
     Move,
     Output,
@@ -51,7 +52,6 @@ P_DEFAULT, P_NORMAL, P_SPECIFIC = 0, 100, 110
 P_ARP_MISS = 10  # under every answer, over the stage's default
 MEMO = 1 << 18  # distinct flows kept per builder; a miss costs one rebuild
 
-FlowSet = Mapping[int, Flow]  # cookie -> flow; read-only by contract
 _SERIALS = itertools.count(1)
 
 
@@ -65,14 +65,14 @@ class NetworkPart:
     net: Network
     members: tuple[Endpoint, ...]  # the directory's order: (hypervisor, port)
     keys: tuple[tuple[str, int], ...]  # hosting hypervisor -> its remote key
-    shared: FlowSet
+    shared: FlowMap
     remote_unicast: Mapping[str, Flow]  # MAC -> its unicast flow in `shared`
     local: Mapping[str, tuple[Endpoint, ...]]  # hypervisor -> its members
     addressless: frozenset[str]  # hypervisors with a member bound without addresses
     claims: Mapping[str, int]  # how many members have each MAC and each address
     serial: int = field(default_factory=lambda: next(_SERIALS))  # unique among all parts
     base: int | None = None  # the serial of the part `added` and `removed` are relative to
-    added: FlowSet = field(default_factory=dict)  # shared flows new since the base part
+    added: FlowMap = field(default_factory=dict)  # shared flows new since the base part
     removed: frozenset[int] = frozenset()  # shared cookies gone since the base part
 
     @property
@@ -176,11 +176,11 @@ def _check(f: Flow) -> Flow:
     return f
 
 
-def _checked(flows: Iterable[Flow]) -> FlowSet:
+def _checked(flows: Iterable[Flow]) -> FlowMap:
     return {f.cookie: _check(f) for f in flows}  # read-only by contract; dicts merge fastest
 
 
-DEFAULTS: FlowSet = _checked(_defaults())
+DEFAULTS: FlowMap = _checked(_defaults())
 
 
 def build_part(net: Network, members: tuple[Endpoint, ...],
@@ -262,7 +262,7 @@ def apply_difference(flows: dict[int, Flow], part: NetworkPart, hv: str,
 # --- memoised builders: one Flow object per distinct flow ---------------------------------
 
 @lru_cache(maxsize=MEMO)
-def endpoint_flows(ep: Endpoint, vni: int) -> FlowSet:
+def endpoint_flows(ep: Endpoint, vni: int) -> FlowMap:
     return _checked([_classify_vm(ep, vni), *_port_security(ep)])
 
 
@@ -303,7 +303,7 @@ def _local_unicast(vni: int, mac: str, ofport: int) -> Flow:
 
 
 @lru_cache(maxsize=MEMO)
-def to_tunnel(rkey: int, ofport: int) -> FlowSet:
+def to_tunnel(rkey: int, ofport: int) -> FlowMap:
     return _checked([flow(Stage.OUT_TUNNEL, P_NORMAL, {REG_REMOTE: rkey}, [Output(ofport)])])
 
 

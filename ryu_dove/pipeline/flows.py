@@ -86,6 +86,9 @@ class Flow:
                 f"actions={','.join(acts) or 'drop'}")
 
 
+FlowMap = Mapping[int, Flow]  # cookie -> flow: a switch's flows or a part of them; read-only
+
+
 def flow(stage: Stage, priority: int, match: Mapping[str, MatchValue] | None = None,
          actions: Iterable[Action] = (), goto: Stage | None = None) -> Flow:
     """Build a flow with its match in canonical (sorted) order."""

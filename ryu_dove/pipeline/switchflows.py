@@ -8,11 +8,10 @@ is all the reconciler needs to diff.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from ryu_dove.pipeline.flows import Flow
+from ryu_dove.pipeline.flows import Flow, FlowMap
 
-FlowSet = Mapping[int, Flow]
 PartKey = tuple[str, str]  # ("defaults" | "endpoint" | "network" | "tunnel", name)
 
 
@@ -21,11 +20,11 @@ class SwitchFlows:
     not, but a directory in flux may make it so); it stays while any part holds it."""
 
     def __init__(self) -> None:
-        self.parts: dict[PartKey, FlowSet] = {}
+        self.parts: dict[PartKey, FlowMap] = {}
         self.flows: dict[int, Flow] = {}
         self._more: dict[int, int] = {}  # cookie -> how many more parts hold it
 
-    def update(self, parts: dict[PartKey, FlowSet]) -> set[int]:
+    def update(self, parts: dict[PartKey, FlowMap]) -> set[int]:
         """Make the parts these (a part that is the same object as before costs nothing);
         returns the cookies added to or removed from `flows`."""
         changed: set[int] = set()
@@ -38,7 +37,7 @@ class SwitchFlows:
             self._diff(old_parts[key], {}, changed)
         return changed
 
-    def replace(self, key: PartKey, new: FlowSet | None, changed: set[int]) -> None:
+    def replace(self, key: PartKey, new: FlowMap | None, changed: set[int]) -> None:
         """One part changed to `new` (None: gone); adds the cookies that moved to `changed`."""
         old = self.parts.pop(key, None) or {}
         if new is not None:
@@ -46,7 +45,7 @@ class SwitchFlows:
         if old is not new:
             self._diff(old, new or {}, changed)
 
-    def changed_in_place(self, key: PartKey, added: FlowSet, removed: Iterable[int],
+    def changed_in_place(self, key: PartKey, added: FlowMap, removed: Iterable[int],
                          changed: set[int]) -> None:
         """Part `key` (the same object as before) was changed in place by this difference."""
         assert key in self.parts
@@ -55,7 +54,7 @@ class SwitchFlows:
         for cookie, f in added.items():
             self._add(cookie, f, changed)
 
-    def _diff(self, old: FlowSet, new: FlowSet, changed: set[int]) -> None:
+    def _diff(self, old: FlowMap, new: FlowMap, changed: set[int]) -> None:
         for cookie in old.keys() - new.keys():
             self._remove(cookie, changed)
         for cookie in new.keys() - old.keys():

@@ -202,7 +202,7 @@ def _check_conflicts(flows: Iterable[Flow]) -> None:
 
 # --- the switch -----------------------------------------------------------------------------
 
-class FakeSwitch:
+class FakeBrInt:
     """br-int as the flows describe it; no table-miss flow means drop, as in OVS."""
 
     def __init__(self, flows: Iterable[Flow]) -> None:

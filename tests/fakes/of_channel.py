@@ -49,7 +49,7 @@ class FlowModSeen:
 
 
 @dataclass
-class FakeSwitch:
+class FakeChannel:
     dpid: int = 1
     table: dict[int, FlowModSeen] = field(default_factory=dict)  # cookie -> its flow-mod
     sent: list[tuple[str, Any]] = field(default_factory=list)  # what the controller sent

@@ -40,7 +40,7 @@ from tests.fakes.br_int import (
     ARP_REPLY,
     BROADCAST_MAC,
     Delivery,
-    FakeSwitch,
+    FakeBrInt,
     Packet,
     arp_request,
     ipv4,
@@ -95,7 +95,7 @@ class Fabric:
     """Every hypervisor's br-int, compiled from one policy and directory."""
 
     def __init__(self, directory: MemoryDirectory, policy: Policy = POLICY) -> None:
-        self.switches = {hv.name: FakeSwitch(compile_switch(policy, directory, hv.name))
+        self.switches = {hv.name: FakeBrInt(compile_switch(policy, directory, hv.name))
                          for hv in directory.hypervisors()}
 
     def send(self, src: Endpoint, packet: Packet) -> list[Delivery]:
@@ -345,7 +345,7 @@ def test_every_flow_keeps_the_stage_contract_and_openflow_rules(hv: str) -> None
     flows = compile_switch(POLICY, build_directory(), hv)
     for f in flows:
         check_flow(f)
-    FakeSwitch(flows)  # refuses unmet prerequisites, backwards gotos, conflicting duplicates
+    FakeBrInt(flows)  # refuses unmet prerequisites, backwards gotos, conflicting duplicates
 
 
 # --- IPv6 port security --------------------------------------------------------------------
@@ -372,22 +372,22 @@ MOVING_WEB3 = dataclasses.replace(WEB3, hypervisor="hv1", port="tap-web3-new", o
 
 
 def test_vm_mid_move_seen_locally_has_a_defined_fate() -> None:
-    switch = FakeSwitch(compile_switch(POLICY, build_directory([*ALL, MOVING_WEB3]), "hv1"))
+    switch = FakeBrInt(compile_switch(POLICY, build_directory([*ALL, MOVING_WEB3]), "hv1"))
     assert switch.outputs(to(WEB1, WEB3), in_port=WEB1.ofport) == {MOVING_WEB3.ofport}
 
 
 def test_vm_mid_move_seen_remotely_compiles_to_one_flow_per_match() -> None:
-    FakeSwitch(compile_switch(POLICY, build_directory([*ALL, MOVING_WEB3]), "hv4"))
+    FakeBrInt(compile_switch(POLICY, build_directory([*ALL, MOVING_WEB3]), "hv4"))
 
 
 def test_duplicate_ip_in_a_network_compiles_to_one_arp_answer() -> None:
     twin = vm("twin", "acme/web", "hv4", 2, WEB1.ips[0], "02:ac:00:00:00:99")
-    FakeSwitch(compile_switch(POLICY, build_directory([*ALL, twin]), "hv1"))
+    FakeBrInt(compile_switch(POLICY, build_directory([*ALL, twin]), "hv1"))
 
 
 def test_endpoint_with_the_gateway_address_does_not_hijack_the_gateway() -> None:
     squatter = vm("squat", "acme/web", "hv4", 2, "198.51.100.1", "02:ac:00:00:00:98")
-    switch = FakeSwitch(compile_switch(POLICY, build_directory([*ALL, squatter]), "hv1"))
+    switch = FakeBrInt(compile_switch(POLICY, build_directory([*ALL, squatter]), "hv1"))
     (reply,) = switch.process(ask(WEB1, "198.51.100.1"), in_port=WEB1.ofport)
     assert reply.packet["arp_sha"] == GATEWAY_MAC
 
@@ -476,7 +476,7 @@ def test_no_tunnel_to_a_hypervisor_drops_its_unicast() -> None:
     directory = build_directory()
     directory.put_hypervisor(dataclasses.replace(hypervisor("hv1"), tunnels=MappingProxyType(
         {"hv3": tunnel("hv3"), "hv4": tunnel("hv4")})))  # the tunnel to hv2 is not there yet
-    switch = FakeSwitch(compile_switch(POLICY, directory, "hv1"))
+    switch = FakeBrInt(compile_switch(POLICY, directory, "hv1"))
     assert switch.process(to(WEB1, WEB3), in_port=WEB1.ofport) == []
     assert fate(switch.process(to(WEB1, WEB4), in_port=WEB1.ofport)) == {tunnel("hv4"): 5001}
 

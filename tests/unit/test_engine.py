@@ -26,7 +26,7 @@ from ryu_dove.northbound import views as snapshot
 from ryu_dove.pipeline.compiler import compile_switch
 from ryu_dove.policy import load_policy
 from ryu_dove.tunnel_ids import tunnel_port_name
-from tests.fakes.of_channel import FakeSwitch
+from tests.fakes.of_channel import FakeChannel
 
 POLICY = load_policy([str(Path(__file__).resolve().parents[2] / "policies" / "example.yaml")])
 TEPS = {"hv1": "192.0.2.1", "hv2": "192.0.2.2", "hv3": "192.0.2.3"}
@@ -66,13 +66,13 @@ class Harness:
         self.engine = Engine(POLICY, MemoryDirectory(), self._write_tunnels,
                              Timing(min_grace_s=1.0, max_grace_s=30.0, hold_down_s=15.0),
                              clock=self.clock)
-        self.switches: dict[int, FakeSwitch] = {}
+        self.switches: dict[int, FakeChannel] = {}
 
     def _write_tunnels(self, hv: str, desired: Mapping[str, TunnelSpec]) -> None:
         self.tunnels[hv] = dict(desired)
 
-    def switch_up(self, dpid: int, sw: FakeSwitch | None = None) -> FakeSwitch:
-        sw = sw or FakeSwitch(dpid=dpid)
+    def switch_up(self, dpid: int, sw: FakeChannel | None = None) -> FakeChannel:
+        sw = sw or FakeChannel(dpid=dpid)
         self.switches[dpid] = sw
         self.run(SwitchUp(sw.dp))
         return sw
@@ -120,11 +120,11 @@ def test_restart_waits_for_hypervisors_the_switches_name_and_then_changes_nothin
     before = converged()
     old1, old2 = before.switches[1], before.switches[2]
     h = Harness()  # the controller restarted; the switches kept their flows
-    h.switch_up(1, FakeSwitch(dpid=1, table=dict(old1.table)))
+    h.switch_up(1, FakeChannel(dpid=1, table=dict(old1.table)))
     h.run(report("hv1", A1, tunnel_port("hv2", 9)))
     h.later(5.0)  # hv1's tunnel port names hv2, which has not reported yet: wait
     assert not h.engine.released
-    h.switch_up(2, FakeSwitch(dpid=2, table=dict(old2.table)))
+    h.switch_up(2, FakeChannel(dpid=2, table=dict(old2.table)))
     h.run(report("hv2", A2, tunnel_port("hv1", 9)))
     assert h.engine.released
     for dpid in (1, 2):
@@ -166,7 +166,7 @@ def test_ovsdb_blip_with_openflow_up_removes_nothing():
 def test_a_late_disconnect_of_an_old_connection_keeps_the_new_one():
     h = converged()
     old = h.switches[2]
-    new = h.switch_up(2, FakeSwitch(dpid=2, table=dict(old.table)))
+    new = h.switch_up(2, FakeChannel(dpid=2, table=dict(old.table)))
     h.run(SwitchDown(old.dp))  # os-ken reports the old connection's end afterwards
     assert h.engine.switches[2].dp is new.dp
 
@@ -190,10 +190,10 @@ def test_restart_with_slow_reconnects_touches_nothing_until_everyone_is_back():
     h.later(5.0)  # switches reconnect with backoff: nobody has reported yet
     assert not h.engine.released and h.tunnels == {}
     h.run(report("hv2", A2, tunnel_port("hv1", 9)))  # hv2 first; its tunnel names hv1
-    h.switch_up(2, FakeSwitch(dpid=2, table=dict(old2.table)))
+    h.switch_up(2, FakeChannel(dpid=2, table=dict(old2.table)))
     h.later(1.0)
     assert not h.engine.released and h.tunnels == {}  # no tunnel to hv1 deleted meanwhile
-    h.switch_up(1, FakeSwitch(dpid=1, table=dict(old1.table)))
+    h.switch_up(1, FakeChannel(dpid=1, table=dict(old1.table)))
     h.run(report("hv1", A1, tunnel_port("hv2", 9)))
     assert h.engine.released
     assert h.tunnels["hv2"] == {"dv-c0000201": TunnelSpec("192.0.2.1", "hv1")}
@@ -262,7 +262,7 @@ def test_every_switch_holds_what_a_fresh_compile_gives(
 def test_a_late_answer_on_a_replaced_connection_is_ignored() -> None:
     h = converged()
     old = h.switches[1]
-    new = FakeSwitch(dpid=1)
+    new = FakeChannel(dpid=1)
     h.engine.handle_batch([SwitchUp(new.dp)])  # reconnected; its dump not answered yet
     rec = h.engine.switches[1]
     assert rec.awaiting is not None
@@ -275,7 +275,7 @@ def test_a_reconnecting_switch_closes_its_old_connection() -> None:
     h = converged()
     closed: list[str] = []
     h.switches[1].dp.close = closed.append  # what ryu_dove.openflow.connection connections have
-    h.engine.handle_batch([SwitchUp(FakeSwitch(dpid=1).dp)])
+    h.engine.handle_batch([SwitchUp(FakeChannel(dpid=1).dp)])
     assert closed == ["replaced by a new connection from the same switch"]
 
 

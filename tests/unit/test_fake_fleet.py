@@ -152,7 +152,7 @@ def test_a_connection_the_controller_never_greets_is_dropped_and_retried(
     monkeypatch.setattr(fake_fleet, "SILENCE_TIMEOUT_S", 0.2)
     monkeypatch.setattr(fake_fleet, "FIRST_BACKOFF_S", 0.01)
 
-    async def scenario() -> fake_fleet.FakeSwitch:
+    async def scenario() -> fake_fleet.SimulatedSwitch:
         accepted: list[asyncio.StreamWriter] = []
 
         async def controller(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

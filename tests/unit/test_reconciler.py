@@ -7,7 +7,7 @@ import itertools
 from ryu_dove.openflow.reconciler import SMALL_UPDATE, Phase, Reconciler
 from ryu_dove.pipeline.flows import Flow, Output, SetField, flow
 from ryu_dove.pipeline.stages import Stage
-from tests.fakes.of_channel import FakeSwitch
+from tests.fakes.of_channel import FakeChannel
 
 
 def flows(n: int, vni: int = 5001):
@@ -16,7 +16,7 @@ def flows(n: int, vni: int = 5001):
                      for i in range(n))
 
 
-def pump(rec: Reconciler, sw: FakeSwitch) -> None:
+def pump(rec: Reconciler, sw: FakeChannel) -> None:
     """Deliver the switch's answers until it has nothing more to say."""
     while sw.replies:
         for kind, msg in sw.take_replies():
@@ -24,7 +24,7 @@ def pump(rec: Reconciler, sw: FakeSwitch) -> None:
              "barrier": rec.on_barrier_reply, "error": rec.on_error}[kind](msg)
 
 
-def connected(sw: FakeSwitch) -> Reconciler:
+def connected(sw: FakeChannel) -> Reconciler:
     rec = Reconciler("hv1", sw.dp)
     rec.start()
     pump(rec, sw)
@@ -33,7 +33,7 @@ def connected(sw: FakeSwitch) -> Reconciler:
 
 
 def test_empty_switch_gets_the_desired_flows_in_one_bundle():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     rec.set_desired(flows(5))
     pump(rec, sw)
@@ -42,7 +42,7 @@ def test_empty_switch_gets_the_desired_flows_in_one_bundle():
 
 
 def test_same_desired_state_sends_nothing():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     rec.set_desired(flows(5))
     pump(rec, sw)
@@ -53,7 +53,7 @@ def test_same_desired_state_sends_nothing():
 
 
 def test_a_changed_flow_is_replaced_in_place_then_its_old_cookie_deleted():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     rec.set_desired(flows(5))
     pump(rec, sw)
@@ -73,7 +73,7 @@ def test_a_changed_flow_is_replaced_in_place_then_its_old_cookie_deleted():
 
 
 def test_reconnect_reads_the_switch_and_sends_only_the_difference():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     rec.set_desired(flows(50))
     pump(rec, sw)
@@ -90,7 +90,7 @@ def test_reconnect_reads_the_switch_and_sends_only_the_difference():
 
 
 def test_held_reconciler_changes_nothing_until_released():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = Reconciler("hv1", sw.dp)
     rec.hold = True
     rec.start()
@@ -104,7 +104,7 @@ def test_held_reconciler_changes_nothing_until_released():
 
 
 def test_refused_flow_triggers_a_resync_that_converges():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     bad = next(iter(flows(3)))
     sw.refuse_cookies.add(bad.cookie)
@@ -119,7 +119,7 @@ def test_refused_flow_triggers_a_resync_that_converges():
 
 
 def test_a_refused_flow_is_named_right_when_the_xids_wrap():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     rec._xids = itertools.count(0xFFFF_FFFE)  # OPEN gets 0xfffffffe, the flows 0xffffffff, 0..
     wanted = sorted(flows(4), key=lambda f: f.cookie)
@@ -132,9 +132,9 @@ def test_a_refused_flow_is_named_right_when_the_xids_wrap():
 
 # --- a live desired mapping with changes reported by cookie ---------------------------------
 
-def synced(n: int) -> tuple[FakeSwitch, Reconciler, dict[int, Flow]]:
+def synced(n: int) -> tuple[FakeChannel, Reconciler, dict[int, Flow]]:
     """A switch holding flows(n), and its reconciler given them as a live mapping."""
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     live = {f.cookie: f for f in flows(n)}
     rec.set_desired(live)
@@ -156,7 +156,7 @@ def test_reported_changes_send_exactly_the_change():
 
 
 def test_changes_reported_while_a_bundle_is_in_flight_follow_it():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     live = {f.cookie: f for f in flows(5)}
     rec.set_desired(live)  # bundle 1 on its way, not answered yet
@@ -192,7 +192,7 @@ def test_first_sync_is_a_bundle_and_small_changes_after_it_are_not():
 
 
 def test_a_large_difference_after_the_first_sync_is_still_one_bundle():
-    sw = FakeSwitch()
+    sw = FakeChannel()
     rec = connected(sw)
     rec.set_desired(flows(3))
     pump(rec, sw)
