@@ -35,13 +35,13 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
+from ryu_dove.openflow import messages
+
 LOG = logging.getLogger(__name__)
 
 OFP = ofproto_v1_3
 VERSION = OFP.OFP_VERSION
 HEADER = struct.Struct("!BBHI")  # version, type, length, xid
-HELLO = struct.pack("!BBHIHHI", VERSION, OFP.OFPT_HELLO, 16, 0,
-                    OFP.OFPHET_VERSIONBITMAP, 8, 1 << VERSION)  # "1.3 only"
 FEATURES_XID = 1
 PROBE_IDLE_S = 15.0
 HANDSHAKE_S = 60.0  # a connection that has not said who it is by then is closed
@@ -94,7 +94,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         self.connected_at = self.last_heard = clock()
         self._probed = False
         self.close_reason = ""
-        self.send(HELLO)
+        self.send(messages.hello())
 
     def __repr__(self) -> str:
         who = f"dpid {self.id:016x}" if self.id is not None else "switch"
@@ -194,7 +194,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         if msg_type == OFP.OFPT_BARRIER_REPLY:
             self._deliver("barrier", BarrierReply(self, xid))
         elif msg_type == OFP.OFPT_ECHO_REQUEST:
-            self.send(HEADER.pack(VERSION, OFP.OFPT_ECHO_REPLY, length, xid) + msg[8:])
+            self.send(messages.echo_reply(msg))
         elif msg_type == OFP.OFPT_ECHO_REPLY:
             pass  # being heard from is all a probe asks
         elif self.state is State.FEATURES and msg_type == OFP.OFPT_FEATURES_REPLY:
@@ -211,13 +211,11 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             self._send_hello_failed(version)
             return
         self.state = State.FEATURES
-        self.send(HEADER.pack(VERSION, OFP.OFPT_FEATURES_REQUEST, 8, FEATURES_XID))
+        self.send(messages.features_request(FEATURES_XID))
 
     def _send_hello_failed(self, version: int) -> None:
         text = f"ryu_dove speaks OpenFlow 1.3 only; the switch offered version {version}"
-        body = struct.pack("!HH", OFP.OFPET_HELLO_FAILED, OFP.OFPHFC_INCOMPATIBLE)
-        body += text.encode()
-        self.send(HEADER.pack(VERSION, OFP.OFPT_ERROR, 8 + len(body), 0) + body)
+        self.send(messages.hello_failed(text))
         self.on_writable()
         self.close("no common OpenFlow version (br-int's protocols must include OpenFlow13)")
 
@@ -254,7 +252,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             self.close(f"silent for {now - self.last_heard:.0f} s, echo unanswered")
         elif now - self.last_heard > PROBE_IDLE_S and not self._probed:
             self._probed = True
-            self.send(HEADER.pack(VERSION, OFP.OFPT_ECHO_REQUEST, 8, 0))
+            self.send(messages.echo_request())
 
     # --- the end ------------------------------------------------------------------------
 

@@ -1,41 +1,173 @@
-"""Bundles as bytes: each distinct flow is encoded once, and a bundle is sent as one buffer.
+"""Every OpenFlow 1.3 message the controller sends, packed with struct: flow-mods, bundles,
+barrier, the handshake (HELLO, FEATURES_REQUEST, HELLO_FAILED), echo, and the flow dump.
 
-A flow's cookie is a hash of its whole content (ryu_dove.pipeline.flows), so the flow-mod
-bytes for a cookie are the same on every switch; only the xid differs. The same flow sits on many
-hypervisors (ARP answers, every endpoint's unicast flow), so encoding it once and patching
-the xid makes convergence cost a copy per switch instead of an encode. Flow-mods are packed
-by ryu_dove.openflow.flowmod (~6 us; os-ken's classes take ~75 us); the bundle framing (ONF
-extension, OpenFlow 1.3 Extension Pack) is a fixed 24-byte header packed here. Both are
-checked byte for byte against os-ken (tests/unit/test_wire.py).
+Why by hand: os-ken's message classes take ~75 us to build and serialize one flow-mod
+(generic field tables, address parsing through several layers). The controller encodes every
+distinct flow once (its cookie is a hash of its whole content, ryu_dove.pipeline.flows, so the
+bytes for a cookie are the same on every switch; only the xid differs), but at a thousand
+hypervisors that is still hundreds of thousands of flows, so the few match fields and actions
+the pipeline uses are packed directly (~6 us). A field or action this module does not know
+raises EncodeError. The bytes are identical to os-ken's, field order included:
+tests/unit/test_wire.py checks every flow the compiler can produce, and every other message
+here, against os-ken's classes (tests/fakes/osken_reference.py). os-ken still parses what
+switches send (ryu_dove.openflow.connection).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import struct
-from typing import Any
+from collections.abc import Iterable
+from functools import lru_cache
 
 from os_ken.ofproto import ofproto_common, ofproto_v1_3
 
-from ryu_dove.openflow import flowmod
-from ryu_dove.pipeline.flows import Flow
+from ryu_dove.pipeline.flows import Action, Flow, MatchValue, Move, Output, SetField
+
+OFP = ofproto_v1_3
+
+OFP_VERSION = OFP.OFP_VERSION
+OFPT_FLOW_MOD = 14
+OFPFC_ADD, OFPFC_DELETE = 0, 3
+OFPTT_ALL = 0xFF
+OFPP_ANY, OFPG_ANY = 0xFFFFFFFF, 0xFFFFFFFF
+OFP_NO_BUFFER = 0xFFFFFFFF
+OFP_DEFAULT_PRIORITY = 0x8000  # os-ken's default; a non-strict delete ignores it
+OFPCML_MAX = 0xFFE5
+OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS = 1, 4
+OFPAT_OUTPUT, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 0, 25, 0xFFFF
+NX_VENDOR_ID, NXAST_REG_MOVE = 0x00002320, 6
+OFPMT_OXM = 1
+OXM_OPENFLOW_BASIC, NXM_1 = 0x8000, 0x0001
 
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
+_FLOW_STATS_REQUEST = struct.Struct("!HH4xBxxxIIxxxxQQ")  # multipart + ofp_flow_stats_request
+_FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")  # header + ofp_flow_mod up to the match
+_ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
+
+# name -> (oxm class, field number, value bytes, kind)
+_FIELDS: dict[str, tuple[int, int, int, str]] = {
+    "in_port": (OXM_OPENFLOW_BASIC, 0, 4, "int"),
+    "eth_dst": (OXM_OPENFLOW_BASIC, 3, 6, "mac"),
+    "eth_src": (OXM_OPENFLOW_BASIC, 4, 6, "mac"),
+    "eth_type": (OXM_OPENFLOW_BASIC, 5, 2, "int"),
+    "ip_proto": (OXM_OPENFLOW_BASIC, 10, 1, "int"),
+    "ipv4_src": (OXM_OPENFLOW_BASIC, 11, 4, "ip"),
+    "ipv4_dst": (OXM_OPENFLOW_BASIC, 12, 4, "ip"),
+    "arp_op": (OXM_OPENFLOW_BASIC, 21, 2, "int"),
+    "arp_spa": (OXM_OPENFLOW_BASIC, 22, 4, "ip"),
+    "arp_tpa": (OXM_OPENFLOW_BASIC, 23, 4, "ip"),
+    "arp_sha": (OXM_OPENFLOW_BASIC, 24, 6, "mac"),
+    "arp_tha": (OXM_OPENFLOW_BASIC, 25, 6, "mac"),
+    "ipv6_src": (OXM_OPENFLOW_BASIC, 26, 16, "ip"),
+    "ipv6_dst": (OXM_OPENFLOW_BASIC, 27, 16, "ip"),
+    "icmpv6_type": (OXM_OPENFLOW_BASIC, 29, 1, "int"),
+    "tunnel_id": (OXM_OPENFLOW_BASIC, 38, 8, "int"),
+    **{f"reg{i}": (NXM_1, i, 4, "int") for i in range(8)},
+}
+
+
+class EncodeError(ValueError):
+    """A flow uses a field or action this encoder does not know."""
+
+
+def flow_add(f: Flow, xid: int = 0) -> bytes:
+    """The OFPFC_ADD flow-mod of a flow."""
+    match = _match(f.match)
+    body = b"".join((match, *_instructions(f)))
+    head = _FLOW_MOD.pack(OFP_VERSION, OFPT_FLOW_MOD, _FLOW_MOD.size + len(body), xid,
+                          f.cookie, 0, f.stage.table, OFPFC_ADD, 0, 0, f.priority,
+                          OFP_NO_BUFFER, 0, 0, 0)
+    return head + body
+
+
+def flow_delete(cookie: int, xid: int = 0) -> bytes:
+    """Delete the flow with exactly this cookie, in whatever table it is."""
+    body = _match(())
+    return _FLOW_MOD.pack(OFP_VERSION, OFPT_FLOW_MOD, _FLOW_MOD.size + len(body), xid, cookie,
+                          _ALL_COOKIE_BITS, OFPTT_ALL, OFPFC_DELETE, 0, 0, OFP_DEFAULT_PRIORITY,
+                          OFP_NO_BUFFER,
+                          OFPP_ANY, OFPG_ANY, 0) + body
+
+
+def _match(fields: Iterable[tuple[str, MatchValue]]) -> bytes:
+    # os-ken orders fields by OXM type (class, then field): the registers come first.
+    tlvs = sorted((_field(name)[:2], _oxm(name, value)) for name, value in fields)
+    oxms = b"".join(t for _, t in tlvs)
+    length = 4 + len(oxms)
+    return struct.pack("!HH", OFPMT_OXM, length) + oxms + bytes(-length % 8)
+
+
+def _field(name: str) -> tuple[int, int, int, str]:
+    try:
+        return _FIELDS[name]
+    except KeyError:
+        raise EncodeError(f"no encoding for match field {name!r}") from None
+
+
+@lru_cache(maxsize=1 << 16)
+def _oxm(name: str, value: MatchValue) -> bytes:
+    """One OXM TLV (memoised: VNIs, ports, gateway addresses and MACs recur in many flows)."""
+    oxm_class, number, size, kind = _field(name)
+    if isinstance(value, tuple):
+        data = _value(kind, size, value[0]) + _value(kind, size, value[1])
+        return struct.pack("!HBB", oxm_class, number << 1 | 1, 2 * size) + data
+    return struct.pack("!HBB", oxm_class, number << 1, size) + _value(kind, size, value)
+
+
+def _value(kind: str, size: int, value: int | str) -> bytes:
+    if kind == "mac":
+        return bytes.fromhex(str(value).replace(":", ""))
+    if kind == "ip":
+        return ipaddress.ip_address(value).packed
+    return int(value).to_bytes(size, "big")
+
+
+def _header(name: str) -> bytes:
+    oxm_class, number, size, _ = _field(name)
+    return struct.pack("!HBB", oxm_class, number << 1, size)
+
+
+def _instructions(f: Flow) -> Iterable[bytes]:
+    if f.actions:
+        actions = b"".join(_action(a) for a in f.actions)
+        yield struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions
+    if f.goto is not None:
+        yield struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, f.goto.table)
+
+
+def _action(a: Action) -> bytes:
+    if isinstance(a, Output):
+        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, a.port, OFPCML_MAX)
+    if isinstance(a, SetField):
+        oxm = _oxm(a.field, a.value)
+        length = 4 + len(oxm)
+        return struct.pack("!HH", OFPAT_SET_FIELD, length + -length % 8) + oxm + \
+            bytes(-length % 8)
+    if isinstance(a, Move):
+        return struct.pack("!HHIHHHH", OFPAT_EXPERIMENTER, 24, NX_VENDOR_ID, NXAST_REG_MOVE,
+                           a.n_bits, 0, 0) + _header(a.src) + _header(a.dst)
+    raise EncodeError(f"no encoding for action {a!r}")
+
+
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags
 _XID = struct.Struct("!I")
 _INNER_HEAD = struct.Struct("!BBH")  # version, type, length of the wrapped message
 _BUNDLE_ADD_HEAD = struct.Struct("!BBHIIIIxxHBBHI")  # the two above, then the inner header
 _BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
-BUNDLE_OPEN, BUNDLE_COMMIT = ofproto_v1_3.ONF_BCT_OPEN_REQUEST, ofproto_v1_3.ONF_BCT_COMMIT_REQUEST
+BUNDLE_OPEN, BUNDLE_COMMIT = OFP.ONF_BCT_OPEN_REQUEST, OFP.ONF_BCT_COMMIT_REQUEST
 _MAX_CACHED = 500_000  # distinct flows kept encoded (~200 bytes each)
 _adds: dict[int, bytes] = {}
 _deletes: dict[int, bytes] = {}
 
 
+# --- flow-mods, encoded once per distinct flow -------------------------------------------
+
 def flow_add_bytes(f: Flow) -> bytes:
     """The OFPFC_ADD flow-mod of a flow, with xid 0 (patched per message)."""
     buf = _adds.get(f.cookie)
     if buf is None:
-        buf = flowmod.flow_add(f)
+        buf = flow_add(f)
         _remember(_adds, f.cookie, buf)
     return buf
 
@@ -43,7 +175,7 @@ def flow_add_bytes(f: Flow) -> bytes:
 def flow_delete_bytes(cookie: int) -> bytes:
     buf = _deletes.get(cookie)
     if buf is None:
-        buf = flowmod.flow_delete(cookie)
+        buf = flow_delete(cookie)
         _remember(_deletes, cookie, buf)
     return buf
 
@@ -52,9 +184,9 @@ def bundle_add(bundle_id: int, flags: int, inner: bytes, xid: int) -> bytes:
     """An ONF bundle-add message around an encoded message; both carry the same xid."""
     version, msg_type, length = _INNER_HEAD.unpack_from(inner)
     return _BUNDLE_ADD_HEAD.pack(
-        ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_EXPERIMENTER,
+        OFP.OFP_VERSION, OFP.OFPT_EXPERIMENTER,
         _HEADER.size + _BUNDLE_ADD.size + length, xid, ofproto_common.ONF_EXPERIMENTER_ID,
-        ofproto_v1_3.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags, version, msg_type, length,
+        OFP.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags, version, msg_type, length,
         xid) + inner[8:]
 
 
@@ -64,25 +196,54 @@ def with_xid(msg: bytes, xid: int) -> bytes:
 
 
 def barrier_request(xid: int) -> bytes:
-    return _HEADER.pack(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_BARRIER_REQUEST,
+    return _HEADER.pack(OFP.OFP_VERSION, OFP.OFPT_BARRIER_REQUEST,
                         _HEADER.size, xid)
 
 
 def bundle_ctrl(bundle_id: int, kind: int, flags: int, xid: int) -> bytes:
     """An ONF bundle-control request (BUNDLE_OPEN, BUNDLE_COMMIT, ...) without properties."""
-    return _BUNDLE_CTRL.pack(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_EXPERIMENTER,
+    return _BUNDLE_CTRL.pack(OFP.OFP_VERSION, OFP.OFPT_EXPERIMENTER,
                              _BUNDLE_CTRL.size, xid, ofproto_common.ONF_EXPERIMENTER_ID,
-                             ofproto_v1_3.ONF_ET_BUNDLE_CONTROL, bundle_id, kind, flags)
-
-
-def encode(msg: Any, xid: int) -> bytes:
-    """Any os-ken message, serialized with the given xid."""
-    msg.xid = xid
-    msg.serialize()
-    return bytes(msg.buf)
+                             OFP.ONF_ET_BUNDLE_CONTROL, bundle_id, kind, flags)
 
 
 def _remember(cache: dict[int, bytes], cookie: int, buf: bytes) -> None:
     if len(cache) >= _MAX_CACHED:
         cache.clear()  # a bound, not an LRU: refilling costs one encode per flow
     cache[cookie] = buf
+
+
+# --- the handshake, liveness and the flow dump ---------------------------------------------
+
+def hello() -> bytes:
+    """HELLO with a version bitmap that offers OpenFlow 1.3 only."""
+    return struct.pack("!BBHIHHI", OFP_VERSION, OFP.OFPT_HELLO, 16, 0,
+                       OFP.OFPHET_VERSIONBITMAP, 8, 1 << OFP_VERSION)
+
+
+def hello_failed(text: str, xid: int = 0) -> bytes:
+    """The error a switch that cannot speak 1.3 gets, with the reason as text."""
+    body = struct.pack("!HH", OFP.OFPET_HELLO_FAILED, OFP.OFPHFC_INCOMPATIBLE) + text.encode()
+    return _HEADER.pack(OFP_VERSION, OFP.OFPT_ERROR, _HEADER.size + len(body), xid) + body
+
+
+def features_request(xid: int) -> bytes:
+    return _HEADER.pack(OFP_VERSION, OFP.OFPT_FEATURES_REQUEST, _HEADER.size, xid)
+
+
+def echo_request(xid: int = 0) -> bytes:
+    return _HEADER.pack(OFP_VERSION, OFP.OFPT_ECHO_REQUEST, _HEADER.size, xid)
+
+
+def echo_reply(request: bytes) -> bytes:
+    """The reply to an echo request: its xid and data sent back."""
+    _, _, length, xid = _HEADER.unpack_from(request)
+    return _HEADER.pack(OFP_VERSION, OFP.OFPT_ECHO_REPLY, length, xid) + request[8:length]
+
+
+def flow_stats_request(xid: int) -> bytes:
+    """Ask for every flow of every table; ours are told apart by cookie afterwards."""
+    body = _FLOW_STATS_REQUEST.pack(OFP.OFPMP_FLOW, 0, OFPTT_ALL, OFPP_ANY, OFPG_ANY, 0, 0)
+    body += _match(())
+    return _HEADER.pack(OFP_VERSION, OFP.OFPT_MULTIPART_REQUEST,
+                        _HEADER.size + len(body), xid) + body

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ryu_dove import ofencode
-from ryu_dove.openflow import messages as wire
+from ryu_dove.openflow import messages
 from ryu_dove.pipeline.flows import Flow, is_ours
 
 LOG = logging.getLogger(__name__)
@@ -220,12 +219,12 @@ class Reconciler:
         self._update = b
         self.phase = Phase.COMMITTING
         desired = self.desired
-        msgs = [*(wire.flow_add_bytes(desired[c]) for c in b.add_order),
-                *(wire.flow_delete_bytes(c) for c in b.delete_order)]
-        parts = [wire.with_xid(msg, b.first_xid if i == 0 else self._xid())
+        msgs = [*(messages.flow_add_bytes(desired[c]) for c in b.add_order),
+                *(messages.flow_delete_bytes(c) for c in b.delete_order)]
+        parts = [messages.with_xid(msg, b.first_xid if i == 0 else self._xid())
                  for i, msg in enumerate(msgs)]
         b.commit_xid = self._xid()
-        parts.append(wire.barrier_request(b.commit_xid))
+        parts.append(messages.barrier_request(b.commit_xid))
         self._send_bytes(b"".join(parts))
         self.stats.flow_mods += len(adds) + len(deletes)
 
@@ -239,15 +238,15 @@ class Reconciler:
         self._update = b
         self.phase = Phase.COMMITTING
         flags = dp.ofproto.ONF_BF_ATOMIC | dp.ofproto.ONF_BF_ORDERED
-        parts = [wire.bundle_ctrl(b.id, wire.BUNDLE_OPEN, flags, b.first_xid)]
+        parts = [messages.bundle_ctrl(b.id, messages.BUNDLE_OPEN, flags, b.first_xid)]
         for cookie in b.delete_order:  # deletes first: a changed flow is a delete + an add
-            parts.append(wire.bundle_add(b.id, flags, wire.flow_delete_bytes(cookie),
+            parts.append(messages.bundle_add(b.id, flags, messages.flow_delete_bytes(cookie),
                                          self._xid()))
-        desired, add_bytes = self.desired, wire.flow_add_bytes
+        desired, add_bytes = self.desired, messages.flow_add_bytes
         for cookie in b.add_order:
-            parts.append(wire.bundle_add(b.id, flags, add_bytes(desired[cookie]), self._xid()))
+            parts.append(messages.bundle_add(b.id, flags, add_bytes(desired[cookie]), self._xid()))
         b.commit_xid = self._xid()
-        parts.append(wire.bundle_ctrl(b.id, wire.BUNDLE_COMMIT, flags, b.commit_xid))
+        parts.append(messages.bundle_ctrl(b.id, messages.BUNDLE_COMMIT, flags, b.commit_xid))
         self._send_bytes(b"".join(parts))
         self.stats.flow_mods += len(adds) + len(deletes)
 
@@ -259,7 +258,7 @@ class Reconciler:
         self._synced = False
         self._dump_parts = []
         self._dump_xid = self._xid()
-        self._send_bytes(wire.encode(ofencode.flow_dump(self.dp), self._dump_xid))
+        self._send_bytes(messages.flow_stats_request(self._dump_xid))
 
     def _resync(self, why: str) -> None:
         self.stats.resyncs += 1

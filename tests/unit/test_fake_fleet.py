@@ -14,9 +14,9 @@ import pytest
 from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
 from benchmarks import fake_fleet
-from ryu_dove import ofencode
 from ryu_dove.pipeline.flows import Output, SetField, flow
 from ryu_dove.pipeline.stages import REG_NETWORK, Stage
+from tests.fakes import osken_reference as ofencode
 
 DP = ofproto_protocol.ProtocolDesc(version=ofproto_v1_3.OFP_VERSION)
 OFP, PARSER = DP.ofproto, DP.ofproto_parser

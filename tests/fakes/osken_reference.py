@@ -1,10 +1,5 @@
-"""Flow values to os-ken OpenFlow 1.3 messages: the only place that builds os-ken objects.
-
-The controller sends flow-mods and bundles packed by ryu_dove.openflow.flowmod and
-ryu_dove.openflow.messages (os-ken's classes cost ~75 us a flow-mod); the messages here are
-the reference those are tested against byte for byte (tests/unit/test_wire.py),
-and the flow dump request the reconciler sends.
-"""
+"""The os-ken reference for ryu_dove.openflow.messages: the same messages built with os-ken's
+own classes, which tests/unit/test_wire.py compares with the hand-packed bytes."""
 
 from __future__ import annotations
 
@@ -68,3 +63,25 @@ def _action(parser: Any, a: Action) -> Any:
     raise TypeError(f"unknown action {a!r}")
 
 
+
+
+def hello_failed(dp: Any, text: str) -> Any:
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    return parser.OFPErrorMsg(dp, ofp.OFPET_HELLO_FAILED, ofp.OFPHFC_INCOMPATIBLE,
+                              text.encode())
+
+
+def features_request(dp: Any) -> Any:
+    return dp.ofproto_parser.OFPFeaturesRequest(dp)
+
+
+def echo_request(dp: Any, data: bytes = b"") -> Any:
+    return dp.ofproto_parser.OFPEchoRequest(dp, data)
+
+
+def echo_reply(dp: Any, data: bytes = b"") -> Any:
+    return dp.ofproto_parser.OFPEchoReply(dp, data)
+
+
+def barrier_request(dp: Any) -> Any:
+    return dp.ofproto_parser.OFPBarrierRequest(dp)
