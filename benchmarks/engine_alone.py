@@ -64,10 +64,10 @@ def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
 
 def answer(engine: Any) -> None:
     """Deliver what every switch waits for: its (empty) flow table, or the end of its update."""
-    from ryu_dove.engine.loop import SwitchMessage
+    from ryu_dove.events import SwitchMessage
 
     replies = []
-    for dpid, rec in engine.switches.items():
+    for dpid, rec in engine.reconcilers.items():
         if rec.awaiting is not None:
             kind, xid = rec.awaiting
             replies.append(SwitchMessage(dpid, kind,
@@ -76,7 +76,7 @@ def answer(engine: Any) -> None:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from ryu_dove.engine.loop import OvsdbReport, SwitchUp
+    from ryu_dove.events import OvsdbReport, SwitchUp
 
     world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches))
     encode = round(osken_encode_per_s())
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     answer(engine)  # the flow tables
     answer(engine)  # the first bundles
     cold = time.process_time() - t0
-    flow_mods = sum(rec.stats.flow_mods for rec in engine.switches.values())
+    flow_mods = sum(rec.stats.flow_mods for rec in engine.reconcilers.values())
     times = []
     for b in hvs.plan(args.events):
         hvs.apply(b)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         engine.handle_batch([report])
         answer(engine)
         times.append(time.perf_counter() - t0)
-    in_sync = sum(1 for rec in engine.switches.values() if rec.in_sync)
+    in_sync = sum(1 for rec in engine.reconcilers.values() if rec.in_sync)
     p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
     return {
         "benchmark": "engine_alone", "switches": world.switches, "endpoints": world.endpoints,

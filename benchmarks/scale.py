@@ -231,12 +231,12 @@ def engine_barrier(engine: Any, timeout: float) -> None:
     The first sentinel is handled in some batch; a second one posted after that can only be
     in a later batch, which starts after the first batch's recompute.
     """
-    from ryu_dove.engine.loop import SwitchMessage
+    from ryu_dove.events import MessageKind, SwitchMessage
 
     deadline = time.monotonic() + timeout
     for _ in range(2):
         before = engine.packet_ins
-        engine.post(SwitchMessage(0, "packet_in", None))
+        engine.post(SwitchMessage(0, MessageKind.PACKET_IN, None))
         while engine.packet_ins == before:
             if time.monotonic() > deadline:
                 raise BenchmarkFailed(f"engine busy for more than {timeout:.0f} s")
@@ -436,7 +436,7 @@ def ingest(b: Bench) -> dict[str, Any]:
     cpu0, t0 = b.cpu.controller_s(), time.monotonic()
     for binding_ in b.hvs.plan(b.world.endpoints):
         b.hvs.apply(binding_)
-    from ryu_dove.engine.loop import OvsdbReport
+    from ryu_dove.events import OvsdbReport
 
     for i in range(b.world.switches):
         b.engine.post(OvsdbReport(b.hvs.report(i)))
@@ -466,7 +466,7 @@ def cold_start(b: Bench) -> Phase:
 
 def events(b: Bench, count: int, rate: float | None) -> tuple[Phase, list[float], list[Binding]]:
     """Post `count` bindings, paced at `rate` per second (None: as fast as possible)."""
-    from ryu_dove.engine.loop import OvsdbReport
+    from ryu_dove.events import OvsdbReport
 
     planned = b.hvs.plan(count)
     expected = b.hvs.expected_switches(planned)
@@ -489,7 +489,7 @@ def events(b: Bench, count: int, rate: float | None) -> tuple[Phase, list[float]
 
 def isolated(b: Bench, count: int) -> tuple[Phase, list[float], list[Binding]]:
     """One binding at a time, each waited for: latency and flow-mods without queueing."""
-    from ryu_dove.engine.loop import OvsdbReport
+    from ryu_dove.events import OvsdbReport
 
     planned = b.hvs.plan(count)
     mark, posted, macs = b.cpu.mark(), [], {}
@@ -656,7 +656,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             paced = event_figures(*events(b, args.events, args.rate))
             burst = event_figures(*events(b, args.events, None))
         engine_barrier(app.engine, args.timeout)
-        in_sync = sum(1 for rec in list(app.engine.switches.values()) if rec.in_sync)
+        in_sync = sum(1 for rec in list(app.engine.reconcilers.values()) if rec.in_sync)
         fleet_cpu_s = round(fleet.cpu_s(), 2)
         load_end = round(os.getloadavg()[0], 2)  # before the fleet goes: 2 threads a switch end
     extra = {**baseline, "cpu_s": round(cpu.controller_s(), 2)}

@@ -6,6 +6,8 @@ imports them from here so that the contract has exactly one definition.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # Open_vSwitch.external_ids, written by dove-join on each hypervisor.
 HYPERVISOR = "dove-hypervisor"  # the hypervisor's name in ryu_dove (defaults to the hostname)
 TEP_IP = "dove-tep-ip"  # underlay address of this hypervisor's VXLAN tunnel endpoint
@@ -21,6 +23,12 @@ IPS = "dove-ips"  # comma-separated addresses of the VM on that network
 OWNER = "dove-owner"
 OWNER_VALUE = "ryu_dove"
 REMOTE = "dove-remote"  # on tunnel ports: the hypervisor at the other end
+
+
+def is_owned_tunnel(external_ids: Mapping[str, str]) -> bool:
+    """A tunnel port ryu_dove made (the only kind it may change or remove): marked as ours
+    and naming the hypervisor at its other end."""
+    return external_ids.get(OWNER) == OWNER_VALUE and REMOTE in external_ids
 
 INTEGRATION_BRIDGE = "br-int"
 OFP_PORT = 6653

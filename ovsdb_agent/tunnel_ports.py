@@ -145,8 +145,7 @@ def _tunnel_options(spec: TunnelSpec) -> dict[str, str]:
 
 
 def _is_owned_tunnel(port: Any) -> bool:
-    ids = port.external_ids
-    return bool(ids.get(contract.OWNER) == contract.OWNER_VALUE and contract.REMOTE in ids)
+    return contract.is_owned_tunnel(port.external_ids)
 
 
 def _is_sound(port: Any) -> bool:

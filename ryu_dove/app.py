@@ -22,7 +22,8 @@ from os_ken.ofproto import ofproto_v1_3
 
 from ovsdb_agent.manager import OvsdbManager
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine.loop import Engine, OvsdbGone, OvsdbReport, Timing
+from ryu_dove.engine.loop import Engine, Timing
+from ryu_dove.events import OvsdbGone, OvsdbReport
 from ryu_dove.northbound.api import ApiServer
 from ryu_dove.openflow.server import OpenFlowServer
 from ryu_dove.policy import load_policy
@@ -58,7 +59,7 @@ class DoveController(app_manager.OSKenApp):
             # listening in the clear where TLS was asked for would be worse than not starting.
             raise SystemExit("ryu_dove: OpenFlow over TLS (--ctl-privkey, --ctl-cert, "
                              "--ofp-ssl-listen-port) is not supported yet; use tcp")
-        host = "::" if conf.listen == "::" else conf.listen
+        host = conf.listen
         self.openflow = OpenFlowServer(self.CONF.ofp_listen_host or "0.0.0.0",
                                        self.CONF.ofp_tcp_listen_port)
         self.engine = Engine(load_policy(conf.policy), MemoryDirectory(), self._set_tunnels,
@@ -68,7 +69,7 @@ class DoveController(app_manager.OSKenApp):
         self.ovsdb = OvsdbManager(f"ptcp:{conf.ovsdb_port}:{_ovs_host(host)}",
                                   on_report=lambda r: self.engine.post(OvsdbReport(r)),
                                   on_disconnect=lambda c: self.engine.post(OvsdbGone(c)))
-        self.api = ApiServer(host, conf.api_port, self.engine.snapshot)
+        self.api = ApiServer(host, conf.api_port, self.engine.view)
 
     def _set_tunnels(self, hypervisor: str, desired: Any) -> None:
         self.ovsdb.set_tunnels(hypervisor, desired)

@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reload(paths: list[str], app_manager: Any) -> None:
-    from ryu_dove.engine.loop import NewPolicy
+    from ryu_dove.events import NewPolicy
     from ryu_dove.policy.yamlmarks import ConfigError
 
     app = app_manager.lookup_service_brick("DoveController")

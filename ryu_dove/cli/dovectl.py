@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from ryu_dove.northbound.api import COLLECTIONS, Collection
+from ryu_dove.northbound.resources import COLLECTIONS, Collection
 from ryu_dove.policy import ConfigError, Policy, load_policy
 
 EXIT_OK = 0

@@ -79,17 +79,10 @@ def _common_head(a: tuple[PortInfo, ...], b: tuple[PortInfo, ...]) -> int:
 
 def _kind(port: PortInfo) -> str | None:
     """"vm" for a port bound to a network, "tunnel" for a tunnel port ryu_dove owns."""
-    network = remote = owner = None
-    for key, value in port.external_ids:
-        if key == contract.NETWORK:
-            network = value
-        elif key == contract.REMOTE:
-            remote = value
-        elif key == contract.OWNER:
-            owner = value
-    if network is not None:
+    ids = dict(port.external_ids)
+    if contract.NETWORK in ids:
         return "vm"
-    if remote is not None and owner == contract.OWNER_VALUE:
+    if contract.is_owned_tunnel(ids):
         return "tunnel"
     return None
 

@@ -4,11 +4,11 @@ Stdlib only (`http.server.ThreadingHTTPServer`, a daemon thread per request), by
 extra dependency, plain threads, and os-ken 4 no longer ships its WSGI app (`os_ken.app.wsgi`),
 so there is nothing of os-ken's to plug into.
 
-The controller hands in a `snapshot()` function; ryu_dove's engine answers it on its own thread
+The controller hands in a `view()` function; ryu_dove's engine answers it on its own thread
 (the owner of the state) and returns fresh plain data, so there are no locks here. Keys:
 "endpoints", "hypervisors", "tunnels", "refused" (lists of JSON-able dicts) and "controller".
-Routes and item shapes are declared once below (`COLLECTIONS`) and documented in docs/api.md;
-`dovectl show` uses the same declaration for its columns and filters.
+Resources and item shapes are declared once (ryu_dove.northbound.resources) and documented in
+docs/api.md; the views, `dovectl show` and the tests use the same declaration.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ import socketserver
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ryu_dove.northbound.resources import COLLECTIONS, Collection
+
 LOG = logging.getLogger(__name__)
 
-Snapshot = Callable[[str], Mapping[str, Any]]  # section name -> {section: its data}
+View = Callable[[str], Mapping[str, Any]]  # section name -> {section: its data}
 Query = Mapping[str, list[str]]
 
 _MAX_DRAINED_BODY = 1 << 20  # bytes of a refused request's body read before answering 405
@@ -39,34 +40,6 @@ class ApiError(Exception):
     """The API cannot be served (the address is taken, not local, or not an address)."""
 
 
-@dataclass(frozen=True)
-class Collection:
-    """A list in the snapshot, served at /v1/<name>."""
-
-    name: str                    # snapshot key and last path segment
-    fields: tuple[str, ...]      # keys of each item, in display order (docs/api.md)
-    filters: Mapping[str, str]   # query parameter -> item key it must equal
-
-    @property
-    def path(self) -> str:
-        return f"/v1/{self.name}"
-
-
-COLLECTIONS: tuple[Collection, ...] = (
-    Collection("endpoints",
-               ("network", "mac", "ips", "hypervisor", "port", "ofport", "iface_id"),
-               {"network": "network", "hypervisor": "hypervisor"}),
-    Collection("hypervisors",
-               ("name", "tep_ip", "dpid", "ovsdb", "openflow", "flows_desired",
-                "flows_installed", "in_sync", "foreign_flows", "flows_rejected"),
-               {"hypervisor": "name"}),
-    Collection("tunnels",
-               ("hypervisor", "remote", "remote_ip", "port", "ofport"),
-               {"hypervisor": "hypervisor"}),
-    Collection("refused",
-               ("hypervisor", "port", "iface_id", "reason"),
-               {"hypervisor": "hypervisor"}),
-)
 _BY_PATH = {c.path: c for c in COLLECTIONS}
 ROUTES: tuple[str, ...] = ("/", *_BY_PATH, "/v1/controller", "/v1/health")
 
@@ -79,8 +52,8 @@ def _matches(item: Mapping[str, Any], collection: Collection, query: Query) -> b
     return all(item.get(collection.filters[param]) in values for param, values in query.items())
 
 
-def _answer(snapshot: Snapshot, path: str, query: Query) -> tuple[HTTPStatus, Any]:
-    """The status and JSON body for a GET of `path`; exceptions of `snapshot` propagate."""
+def _answer(view: View, path: str, query: Query) -> tuple[HTTPStatus, Any]:
+    """The status and JSON body for a GET of `path`; exceptions of `view` propagate."""
     if path not in ROUTES:
         return HTTPStatus.NOT_FOUND, {"error": f"no such resource: {path}",
                                       "resources": list(ROUTES)}
@@ -95,13 +68,13 @@ def _answer(snapshot: Snapshot, path: str, query: Query) -> tuple[HTTPStatus, An
     if path == "/v1/health":  # the API answers: no need to read the controller's state
         return HTTPStatus.OK, {"status": "ok"}
     if collection is None:
-        return HTTPStatus.OK, snapshot("controller")["controller"]
-    items = snapshot(collection.name)[collection.name]
+        return HTTPStatus.OK, view("controller")["controller"]
+    items = view(collection.name)[collection.name]
     return HTTPStatus.OK, [item for item in items if _matches(item, collection, query)]
 
 
 def _jsonable(value: object) -> object:
-    # An immutable snapshot may hold MappingProxyType and frozensets; JSON has dicts and lists.
+    # An immutable view may hold MappingProxyType and frozensets; JSON has dicts and lists.
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, set | frozenset):
@@ -121,10 +94,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         try:
-            status, body = _answer(self.server.snapshot, path,
+            status, body = _answer(self.server.view, path,
                                    parse_qs(parts.query, keep_blank_values=True))
             payload = _encode(body)
-        except Exception as exc:  # a bad snapshot is one failed request, not a dead API
+        except Exception as exc:  # a bad view is one failed request, not a dead API
             LOG.exception("GET %s failed", self.path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             payload = _encode({"error": f"internal error: {type(exc).__name__}: {exc}"})
@@ -177,9 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], snapshot: Snapshot, family: int) -> None:
+    def __init__(self, address: tuple[str, int], view: View, family: int) -> None:
         self.address_family = family  # read by TCPServer.__init__ to create the socket
-        self.snapshot = snapshot
+        self.view = view
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -197,10 +170,10 @@ class _Server(ThreadingHTTPServer):
 class ApiServer:
     """Serves the read-only API on host:port in a daemon thread named "api"."""
 
-    def __init__(self, host: str, port: int, snapshot: Snapshot) -> None:
+    def __init__(self, host: str, port: int, view: View) -> None:
         self._host = host
         self._port = port  # 0: an ephemeral port, reported by `url` once started
-        self._snapshot = snapshot
+        self._view = view
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -216,7 +189,7 @@ class ApiServer:
             raise RuntimeError(f"the API is already served on {self.url}")
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         try:
-            server = _Server((self._host, self._port), self._snapshot, family)
+            server = _Server((self._host, self._port), self._view, family)
         except (OSError, OverflowError) as exc:  # OverflowError: port out of range
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             where = _hostport(self._host, self._port)

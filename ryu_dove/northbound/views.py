@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ovsdb_agent import contract
+from ryu_dove.directory import Endpoint
+from ryu_dove.northbound.resources import item
 
 if TYPE_CHECKING:
     from ryu_dove.engine.loop import Engine
@@ -32,9 +34,8 @@ def _endpoints(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _refused(engine: Engine) -> list[dict[str, Any]]:
-    return [{"hypervisor": r.hypervisor, "port": r.port, "iface_id": r.iface_id,
-             "reason": r.reason}
-            for refusals in engine.refused.values() for r in refusals]
+    return [item("refused", r.hypervisor, r.port, r.iface_id, r.reason)
+            for refusals in engine.endpoints.refused.values() for r in refusals]
 
 
 def _hypervisors(engine: Engine) -> list[dict[str, Any]]:
@@ -49,7 +50,7 @@ def _controller(engine: Engine) -> dict[str, Any]:
         "uptime_s": round(time.time() - STARTED, 1),
         "synchronised": engine.released,
         "packet_ins": engine.packet_ins,
-        "switches": len(engine.switches),
+        "switches": len(engine.reconcilers),
         "engine": {"batches": stats.batches, "events": stats.events,
                    "busy_s": round(stats.busy_s, 3),
                    "longest_batch_ms": round(1000 * stats.longest_s, 1),
@@ -58,41 +59,34 @@ def _controller(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _endpoint(e: Any) -> dict[str, Any]:
-    return {"network": e.network, "mac": e.mac, "ips": list(e.ips), "hypervisor": e.hypervisor,
-            "port": e.port, "ofport": e.ofport, "iface_id": e.iface_id}
+def _endpoint(e: Endpoint) -> dict[str, Any]:
+    return item("endpoints", e.network, e.mac, list(e.ips), e.hypervisor, e.port, e.ofport,
+                e.iface_id)
 
 
 def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:
     hv = engine.directory.hypervisor(name)
     assert hv is not None
-    rec = engine.switches.get(hv.dpid) if hv.dpid is not None else None
-    return {
-        "name": hv.name,
-        "tep_ip": hv.tep_ip,
-        "dpid": f"{hv.dpid:016x}" if hv.dpid is not None else None,
-        "ovsdb": engine.ovsdb_connected(name),
-        "openflow": rec is not None,
-        "flows_desired": len(rec.desired) if rec and rec.desired is not None else None,
-        "flows_installed": len(rec.installed) if rec else None,
-        "in_sync": bool(rec and rec.in_sync),
-        "foreign_flows": rec.foreign if rec else None,
-        "flows_rejected": len(rec.rejected) if rec else None,
-    }
+    rec = engine.reconcilers.get(hv.dpid) if hv.dpid is not None else None
+    return item("hypervisors", hv.name, hv.tep_ip,
+                f"{hv.dpid:016x}" if hv.dpid is not None else None,
+                engine.ovsdb_connected(name), rec is not None,
+                len(rec.desired) if rec and rec.desired is not None else None,
+                len(rec.installed) if rec else None, bool(rec and rec.in_sync),
+                rec.foreign if rec else None, len(rec.rejected) if rec else None)
 
 
 def _tunnels(engine: Engine) -> list[dict[str, Any]]:
     out = []
     remotes = {hv.name: hv.tep_ip for hv in engine.directory.hypervisors()}
-    for name, report in sorted(engine.reports.items()):
+    for name, report in sorted(engine.fleet.reports.items()):
         for p in report.ports:
             ids = p.ids()
-            if ids.get(contract.OWNER) != contract.OWNER_VALUE or contract.REMOTE not in ids:
+            if not contract.is_owned_tunnel(ids):
                 continue
-            out.append({"hypervisor": name, "remote": ids[contract.REMOTE],
-                        "remote_ip": dict(p.options).get("remote_ip",
-                                                         remotes.get(ids[contract.REMOTE])),
-                        "port": p.name, "ofport": p.ofport})
+            remote = ids[contract.REMOTE]
+            remote_ip = dict(p.options).get("remote_ip", remotes.get(remote))
+            out.append(item("tunnels", name, remote, remote_ip, p.name, p.ofport))
     return out
 
 

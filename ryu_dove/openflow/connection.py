@@ -35,6 +35,7 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
+from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages
 
 LOG = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Events:
 
     def switch_up(self, conn: SwitchConnection) -> None: ...
     def switch_down(self, conn: SwitchConnection) -> None: ...
-    def message(self, conn: SwitchConnection, kind: str, msg: Any) -> None: ...
+    def message(self, conn: SwitchConnection, kind: MessageKind, msg: Any) -> None: ...
     def backlogged(self, conn: SwitchConnection) -> None: ...
     def closed(self, conn: SwitchConnection) -> None: ...
 
@@ -192,7 +193,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             self.close(f"protocol error: OpenFlow version {version} after agreeing on 1.3")
             return
         if msg_type == OFP.OFPT_BARRIER_REPLY:
-            self._deliver("barrier", BarrierReply(self, xid))
+            self._deliver(MessageKind.BARRIER, BarrierReply(self, xid))
         elif msg_type == OFP.OFPT_ECHO_REQUEST:
             self.send(messages.echo_reply(msg))
         elif msg_type == OFP.OFPT_ECHO_REPLY:
@@ -231,12 +232,12 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             LOG.error("%r: cannot parse message type %d xid %d (%s)", self, msg_type, xid, exc)
             return None
 
-    def _deliver(self, kind: str, msg: Any) -> None:
+    def _deliver(self, kind: MessageKind, msg: Any) -> None:
         if msg is None:
             return
         if self.state is State.UP:
             self._events.message(self, kind, msg)
-        elif kind == "error":  # the switch refused part of the handshake: say so
+        elif kind is MessageKind.ERROR:  # the switch refused part of the handshake: say so
             LOG.warning("%r: error during the handshake: type=%s code=%s", self, msg.type,
                         msg.code)
 
@@ -273,8 +274,9 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             self._events.switch_down(self)
 
 
-_PARSED = {OFP.OFPT_MULTIPART_REPLY: "flow_stats", OFP.OFPT_EXPERIMENTER: "bundle",
-           OFP.OFPT_ERROR: "error", OFP.OFPT_PACKET_IN: "packet_in"}
+_PARSED = {OFP.OFPT_MULTIPART_REPLY: MessageKind.FLOW_STATS,
+           OFP.OFPT_EXPERIMENTER: MessageKind.BUNDLE, OFP.OFPT_ERROR: MessageKind.ERROR,
+           OFP.OFPT_PACKET_IN: MessageKind.PACKET_IN}
 
 
 def _speaks_13(version: int, hello: bytes) -> bool:

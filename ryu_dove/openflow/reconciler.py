@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages
 from ryu_dove.pipeline.flows import Flow, is_ours
 
@@ -177,13 +178,14 @@ class Reconciler:
     # --- state ---------------------------------------------------------------------------
 
     @property
-    def awaiting(self) -> tuple[str, int] | None:
-        """The answer this reconciler waits for, as (SwitchMessage kind, xid): "flow_stats"
-        while it reads the switch, "bundle" or "barrier" while an update is in flight."""
+    def awaiting(self) -> tuple[MessageKind, int] | None:
+        """The answer this reconciler waits for, as (kind, xid): the flow dump while it
+        reads the switch, a bundle or barrier reply while an update is in flight."""
         if self.phase is Phase.DUMPING:
-            return "flow_stats", self._dump_xid
+            return MessageKind.FLOW_STATS, self._dump_xid
         if self._update is not None:
-            return ("bundle" if self._update.bundled else "barrier"), self._update.commit_xid
+            kind = MessageKind.BUNDLE if self._update.bundled else MessageKind.BARRIER
+            return kind, self._update.commit_xid
         return None
 
     @property

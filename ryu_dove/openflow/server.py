@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ryu_dove.engine.loop import SwitchDown, SwitchMessage, SwitchUp
+from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow.connection import Events, State, SwitchConnection
 
 LOG = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class OpenFlowServer(Events):
     def switch_down(self, conn: SwitchConnection) -> None:
         self._events.append(SwitchDown(conn))
 
-    def message(self, conn: SwitchConnection, kind: str, msg: Any) -> None:
+    def message(self, conn: SwitchConnection, kind: MessageKind, msg: Any) -> None:
         self._events.append(SwitchMessage(conn.id or 0, kind, msg))
 
     def backlogged(self, conn: SwitchConnection) -> None:

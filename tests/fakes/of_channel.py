@@ -14,6 +14,8 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_common, ofproto_protocol, ofproto_v1_3
 
+from ryu_dove.events import MessageKind
+
 OFPT_EXPERIMENTER, OFPT_FLOW_MOD, OFPT_MULTIPART_REQUEST, OFPT_BARRIER_REQUEST = 4, 14, 18, 20
 HEADER = struct.Struct("!BBHI")
 
@@ -53,13 +55,15 @@ class FakeChannel:
     dpid: int = 1
     table: dict[int, FlowModSeen] = field(default_factory=dict)  # cookie -> its flow-mod
     sent: list[tuple[str, Any]] = field(default_factory=list)  # what the controller sent
-    replies: list[tuple[str, Any]] = field(default_factory=list)  # answers to deliver
+    replies: list[tuple[MessageKind, Any]] = field(default_factory=list)  # answers to deliver
     refuse_cookies: set[int] = field(default_factory=set)  # adds that OVS will reject
 
     def __post_init__(self) -> None:
         self.dp = ofproto_protocol.ProtocolDesc(version=ofproto_v1_3.OFP_VERSION)
         self.dp.id = self.dpid
         self.dp.send = self.receive_bytes  # what os-ken's Datapath.send takes: raw buffers
+        self.dp.close = self.close
+        self.closed: str | None = None  # why the controller closed this connection
         self._open: dict[int, list[FlowModSeen]] = {}
 
     @property
@@ -92,7 +96,7 @@ class FakeChannel:
             self.sent.append(("barrier", xid))
             reply = self.parser.OFPBarrierReply(self.dp)
             reply.xid = xid
-            self.replies.append(("barrier", reply))
+            self.replies.append((MessageKind.BARRIER, reply))
             return
         assert msg_type == OFPT_EXPERIMENTER, f"unexpected message type {msg_type}"
         experimenter, exp_type, bundle_id = struct.unpack_from("!III", msg, 8)
@@ -117,7 +121,7 @@ class FakeChannel:
             reply = self.parser.OFPFlowStatsReply(
                 self.dp, flags=self.ofp.OFPMPF_REPLY_MORE if more else 0, body=stats[i:i + 100])
             reply.xid = xid
-            self.replies.append(("flow_stats", reply))
+            self.replies.append((MessageKind.FLOW_STATS, reply))
 
     def _bundle_ctrl(self, bundle_id: int, ctrl_type: int, xid: int) -> None:
         if ctrl_type == self.ofp.ONF_BCT_OPEN_REQUEST:
@@ -128,7 +132,7 @@ class FakeChannel:
             reply = self.parser.ONFBundleCtrlMsg(self.dp, bundle_id,
                                                  self.ofp.ONF_BCT_COMMIT_REPLY, 0, [])
             reply.xid = xid
-            self.replies.append(("bundle", reply))
+            self.replies.append((MessageKind.BUNDLE, reply))
 
     def _bundle_add(self, bundle_id: int, mod: FlowModSeen, xid: int) -> None:
         if not self._refused(mod, xid):  # OVS rejects at add time; commit still runs
@@ -139,7 +143,7 @@ class FakeChannel:
             err = self.parser.OFPErrorMsg(self.dp, type_=self.ofp.OFPET_BAD_INSTRUCTION,
                                           code=self.ofp.OFPBIC_BAD_TABLE_ID)
             err.xid = xid
-            self.replies.append(("error", err))
+            self.replies.append((MessageKind.ERROR, err))
             return True
         return False
 
@@ -153,7 +157,11 @@ class FakeChannel:
         elif mod.command == self.ofp.OFPFC_DELETE:
             self.table.pop(mod.cookie, None)
 
-    def take_replies(self) -> list[tuple[str, Any]]:
+    def close(self, reason: str) -> None:
+        """The controller dropped this connection (a newer one from the same switch came)."""
+        self.closed = reason
+
+    def take_replies(self) -> list[tuple[MessageKind, Any]]:
         out, self.replies = self.replies, []
         return out
 

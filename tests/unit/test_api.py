@@ -1,4 +1,4 @@
-"""The read-only API over real HTTP: a real ApiServer on an ephemeral port, a fake snapshot."""
+"""The read-only API over real HTTP: a real ApiServer on an ephemeral port, a fake view."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ryu_dove.northbound import resources
 from ryu_dove.northbound.api import ROUTES, ApiError, ApiServer
 from tests.api_samples import HV1, HV2, REFUSED, TUN12, TUN21
 
@@ -23,17 +24,17 @@ EP2 = {"network": "acme/db", "mac": "02:00:00:00:00:02", "ips": ["198.51.100.70"
 EP3 = {"network": "acme/web", "mac": "02:00:00:00:00:03", "ips": ["198.51.100.11"],
        "hypervisor": "hv2", "port": "vif-vm3", "ofport": 5, "iface_id": "vm3"}
 CONTROLLER = {"version": "0.1.0", "policy_sources": ["policies/example.yaml"], "uptime_s": 12.5}
-SNAPSHOT: Mapping[str, Any] = {
+VIEW: Mapping[str, Any] = {
     "endpoints": [EP1, EP2, EP3], "hypervisors": [HV1, HV2], "tunnels": [TUN12, TUN21],
     "refused": [REFUSED], "controller": CONTROLLER,
 }
 
 
 class FakeController:
-    """Publishes a snapshot, or fails to, as the controller's would."""
+    """Publishes a view, or fails to, as the controller's would."""
 
     def __init__(self) -> None:
-        self.snapshot: Mapping[str, Any] = SNAPSHOT
+        self.view: Mapping[str, Any] = VIEW
         self.error: Exception | None = None
         self.sections: list[str] = []  # what the API asked for
 
@@ -41,7 +42,7 @@ class FakeController:
         self.sections.append(section)
         if self.error is not None:
             raise self.error
-        return self.snapshot
+        return self.view
 
 
 @pytest.fixture
@@ -96,9 +97,9 @@ def test_ipv6_url_in_brackets(controller: FakeController) -> None:
     ("/v1/endpoints", "endpoints"), ("/v1/hypervisors", "hypervisors"),
     ("/v1/tunnels", "tunnels"), ("/v1/refused", "refused"), ("/v1/controller", "controller"),
 ])
-def test_routes_serve_the_snapshot(api: ApiServer, path: str, key: str) -> None:
-    assert get(api, path) == SNAPSHOT[key]
-    assert get(api, path + "/") == SNAPSHOT[key]
+def test_routes_serve_the_view(api: ApiServer, path: str, key: str) -> None:
+    assert get(api, path) == VIEW[key]
+    assert get(api, path + "/") == VIEW[key]
 
 
 def test_health_and_index(api: ApiServer, controller: FakeController) -> None:
@@ -110,7 +111,7 @@ def test_health_and_index(api: ApiServer, controller: FakeController) -> None:
 
 
 def test_a_new_snapshot_is_served(api: ApiServer, controller: FakeController) -> None:
-    controller.snapshot = {**SNAPSHOT, "endpoints": []}
+    controller.view = {**VIEW, "endpoints": []}
     assert get(api, "/v1/endpoints") == []
 
 
@@ -166,12 +167,12 @@ def test_failing_snapshot_is_500_and_the_api_goes_on(api: ApiServer,
     assert (status, content_type) == (500, "application/json")
     assert body == {"error": "internal error: RuntimeError: directory not ready"}
     controller.error = None
-    assert get(api, "/v1/endpoints") == SNAPSHOT["endpoints"]
+    assert get(api, "/v1/endpoints") == VIEW["endpoints"]
 
 
 def test_immutable_snapshot_is_served(api: ApiServer, controller: FakeController) -> None:
-    controller.snapshot = MappingProxyType({
-        **SNAPSHOT, "endpoints": (MappingProxyType(EP1), MappingProxyType(EP2)),
+    controller.view = MappingProxyType({
+        **VIEW, "endpoints": (MappingProxyType(EP1), MappingProxyType(EP2)),
         "controller": MappingProxyType({**CONTROLLER, "policy_sources": frozenset(["b", "a"])}),
     })
     assert get(api, "/v1/endpoints?hypervisor=hv1") == [EP1]
@@ -179,7 +180,7 @@ def test_immutable_snapshot_is_served(api: ApiServer, controller: FakeController
 
 
 def test_snapshot_without_the_key_is_500(api: ApiServer, controller: FakeController) -> None:
-    controller.snapshot = {"controller": CONTROLLER}
+    controller.view = {"controller": CONTROLLER}
     status, _, body = request(api.url + "/v1/tunnels")
     assert status == 500 and "tunnels" in body["error"]
 
@@ -245,3 +246,14 @@ def test_only_the_resource_asked_for_is_built(api: ApiServer,
     get(api, "/v1/hypervisors")
     get(api, "/v1/controller")
     assert controller.sections == ["hypervisors", "controller"]
+
+
+@pytest.mark.parametrize("name, sample", [("hypervisors", HV1), ("hypervisors", HV2),
+                                          ("tunnels", TUN12), ("refused", REFUSED)])
+def test_samples_have_exactly_the_declared_fields(name: str, sample: dict[str, Any]) -> None:
+    assert tuple(sample) == resources.BY_NAME[name].fields
+
+
+def test_an_item_with_the_wrong_number_of_values_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="refused items have 4 fields, got 3"):
+        resources.item("refused", "hv1", "vif-x", "x")

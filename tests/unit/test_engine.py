@@ -13,16 +13,16 @@ from hypothesis import strategies as st
 from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport, PortInfo, TunnelSpec
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine.loop import (
-    Engine,
+from ryu_dove.engine.loop import Engine, Timing
+from ryu_dove.events import (
+    MessageKind,
     OvsdbGone,
     OvsdbReport,
     SwitchDown,
     SwitchMessage,
     SwitchUp,
-    Timing,
 )
-from ryu_dove.northbound import views as snapshot
+from ryu_dove.northbound import views
 from ryu_dove.pipeline.compiler import compile_switch
 from ryu_dove.policy import load_policy
 from ryu_dove.tunnel_ids import tunnel_port_name
@@ -113,7 +113,7 @@ def test_switches_get_their_flows_and_tunnels_after_the_grace():
     assert h.tunnels == {"hv1": {"dv-c0000202": TunnelSpec("192.0.2.2", "hv2")},
                          "hv2": {"dv-c0000201": TunnelSpec("192.0.2.1", "hv1")}}
     assert sw1.table and sw2.table
-    assert all(rec.in_sync for rec in h.engine.switches.values())
+    assert all(rec.in_sync for rec in h.engine.reconcilers.values())
 
 
 def test_restart_waits_for_hypervisors_the_switches_name_and_then_changes_nothing():
@@ -129,7 +129,7 @@ def test_restart_waits_for_hypervisors_the_switches_name_and_then_changes_nothin
     assert h.engine.released
     for dpid in (1, 2):
         assert h.switches[dpid].flow_mods_sent() == []  # not one flow changed
-        assert h.engine.switches[dpid].in_sync
+        assert h.engine.reconcilers[dpid].in_sync
 
 
 def test_restart_gives_up_waiting_for_a_silent_hypervisor():
@@ -139,7 +139,7 @@ def test_restart_gives_up_waiting_for_a_silent_hypervisor():
     h.later(29.0)
     assert not h.engine.released
     h.later(1.5)
-    assert h.engine.released and h.engine.switches[1].in_sync
+    assert h.engine.released and h.engine.reconcilers[1].in_sync
 
 
 def test_a_hypervisor_gone_past_the_hold_down_is_removed():
@@ -151,7 +151,7 @@ def test_a_hypervisor_gone_past_the_hold_down_is_removed():
     h.later(6.0)
     assert h.engine.directory.hypervisor("hv2") is None
     assert h.tunnels["hv1"] == {}
-    remote = {f.cookie for f in h.engine.switches[1].desired.values()
+    remote = {f.cookie for f in h.engine.reconcilers[1].desired.values()
               if "02:00:00:00:00:02" in f.describe()}
     assert remote == set()  # hv1 no longer forwards to a2
 
@@ -168,18 +168,18 @@ def test_a_late_disconnect_of_an_old_connection_keeps_the_new_one():
     old = h.switches[2]
     new = h.switch_up(2, FakeChannel(dpid=2, table=dict(old.table)))
     h.run(SwitchDown(old.dp))  # os-ken reports the old connection's end afterwards
-    assert h.engine.switches[2].dp is new.dp
+    assert h.engine.reconcilers[2].dp is new.dp
 
 
 def test_bindings_refused_then_accepted_when_the_conflict_goes():
     h = converged()
     twin = vm_port("twin", 2, "02:00:00:00:00:99", "198.51.100.10")  # a1's address
     h.run(report("hv2", A2, twin, tunnel_port("hv1", 9)))
-    refused = h.engine.refused["hv2"]
+    refused = h.engine.endpoints.refused["hv2"]
     assert [r.iface_id for r in refused] == ["twin"]
     assert "198.51.100.10 is bound on hv1" in refused[0].reason
     h.run(report("hv1", tunnel_port("hv2", 9)))  # a1 unplugged
-    assert h.engine.refused.get("hv2", []) == []
+    assert h.engine.endpoints.refused.get("hv2", []) == []
     assert h.engine.directory.by_ip("acme/web", "198.51.100.10").iface_id == "twin"
 
 
@@ -202,15 +202,15 @@ def test_restart_with_slow_reconnects_touches_nothing_until_everyone_is_back():
 
 def test_snapshot_builds_the_section_asked_for_or_all() -> None:
     h = converged()
-    tunnels = snapshot.build(h.engine, "tunnels")
+    tunnels = views.build(h.engine, "tunnels")
     assert set(tunnels) == {"tunnels"} and {t["hypervisor"] for t in tunnels["tunnels"]} == {
         "hv1", "hv2"}
-    assert set(snapshot.build(h.engine)) == set(snapshot.SECTIONS)
-    assert set(snapshot.build(h.engine, "controller")["controller"]["engine"]) == {
+    assert set(views.build(h.engine)) == set(views.SECTIONS)
+    assert set(views.build(h.engine, "controller")["controller"]["engine"]) == {
         "batches", "events", "busy_s", "longest_batch_ms", "queued", "heap_frozen",
         "heap_sweeps"}
     with pytest.raises(KeyError, match="nope"):
-        snapshot.build(h.engine, "nope")
+        views.build(h.engine, "nope")
 
 
 # --- the incremental compile, held to a fresh one ------------------------------------------
@@ -252,7 +252,7 @@ def test_every_switch_holds_what_a_fresh_compile_gives(
     for hv, vms, tep in changes:
         teps[hv] = tep or teps[hv]
         h.run(report(hv, *ports_of(hv, vms), tep=teps[hv]))
-        for dpid, rec in h.engine.switches.items():
+        for dpid, rec in h.engine.reconcilers.items():
             assert rec.desired is not None
             assert set(rec.desired.values()) == compile_switch(POLICY, h.engine.directory,
                                                                f"hv{dpid}")
@@ -264,10 +264,10 @@ def test_a_late_answer_on_a_replaced_connection_is_ignored() -> None:
     old = h.switches[1]
     new = FakeChannel(dpid=1)
     h.engine.handle_batch([SwitchUp(new.dp)])  # reconnected; its dump not answered yet
-    rec = h.engine.switches[1]
+    rec = h.engine.reconcilers[1]
     assert rec.awaiting is not None
     stale = types.SimpleNamespace(xid=rec.awaiting[1], flags=0, body=[], datapath=old.dp)
-    h.engine.handle_batch([SwitchMessage(1, "flow_stats", stale)])
+    h.engine.handle_batch([SwitchMessage(1, MessageKind.FLOW_STATS, stale)])
     assert rec.phase.value == "dumping"  # only the new connection's answer counts
 
 

@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_protocol
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from ryu_dove.engine.loop import SwitchDown, SwitchMessage, SwitchUp
+from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow import connection as ofconn
 from ryu_dove.openflow.server import OpenFlowServer
 
@@ -183,8 +183,8 @@ def test_replies_reach_the_engine_as_switch_messages(server, connect) -> None:
     switch.send(ofp.OFPT_ERROR, err, xid=0x80000003)
     switch.send(ofp.OFPT_PORT_STATUS, b"\x00" * 72)  # not needed: ignored
     barrier, error = events_until(server, lambda seen: len(seen) >= 2)
-    assert barrier == SwitchMessage(DPID, "barrier", ofconn.BarrierReply(conn, 0x80000005))
-    assert error.kind == "error" and error.dpid == DPID
+    assert barrier == SwitchMessage(DPID, MessageKind.BARRIER, ofconn.BarrierReply(conn, 0x80000005))
+    assert error.kind is MessageKind.ERROR and error.dpid == DPID
     assert (error.msg.type, error.msg.code, error.msg.xid) == (ofp.OFPET_BAD_MATCH,
                                                               ofp.OFPBMC_BAD_FIELD, 0x80000003)
     assert error.msg.datapath is conn
@@ -197,7 +197,7 @@ def test_a_packet_in_reaches_the_engine_to_be_counted(server, connect) -> None:
     body = struct.pack("!IHBBQ", ofp.OFP_NO_BUFFER, 14, ofp.OFPR_NO_MATCH, 0, 0) + match
     switch.send(ofp.OFPT_PACKET_IN, body + b"\x00\x00" + b"\xff" * 14, xid=5)
     (event,) = events_until(server, bool)
-    assert event.kind == "packet_in" and event.dpid == DPID
+    assert event.kind is MessageKind.PACKET_IN and event.dpid == DPID
     assert event.msg.reason == ofp.OFPR_NO_MATCH and len(event.msg.data) == 14
 
 
@@ -209,7 +209,7 @@ def test_messages_cut_anywhere_are_framed_whole(clock) -> None:
               + HEADER.pack(4, ofp.OFPT_BARRIER_REPLY, 8, 9))
     for i in range(len(stream)):
         conn.feed(stream[i:i + 1])
-    assert events.seen == [("up", DPID), ("barrier", 9)]
+    assert events.seen == [("up", DPID), (MessageKind.BARRIER, 9)]
 
 
 def test_a_bad_length_closes_the_connection_and_says_so(clock) -> None:
@@ -304,7 +304,7 @@ def test_a_bug_with_one_switch_closes_only_that_one(server, connect, monkeypatch
     good.send(ofp.OFPT_BARRIER_REPLY, xid=2)
     seen = events_until(server, lambda s: len(s) >= 2)
     assert SwitchDown(bad_conn) in seen
-    assert SwitchMessage(DPID + 1, "barrier", ofconn.BarrierReply(good_conn, 2)) in seen
+    assert SwitchMessage(DPID + 1, MessageKind.BARRIER, ofconn.BarrierReply(good_conn, 2)) in seen
     assert bad_conn.close_reason == "internal error (see the log)"
 
 
@@ -317,7 +317,7 @@ def test_wake_interrupts_a_wait(server) -> None:
 
 class _Recorder(ofconn.Events):
     def __init__(self) -> None:
-        self.seen: list[tuple[str, Any]] = []
+        self.seen: list[tuple[Any, Any]] = []
 
     def switch_up(self, conn: ofconn.SwitchConnection) -> None:
         self.seen.append(("up", conn.id))
@@ -325,7 +325,7 @@ class _Recorder(ofconn.Events):
     def switch_down(self, conn: ofconn.SwitchConnection) -> None:
         self.seen.append(("down", conn.id))
 
-    def message(self, conn: ofconn.SwitchConnection, kind: str, msg: Any) -> None:
+    def message(self, conn: ofconn.SwitchConnection, kind: MessageKind, msg: Any) -> None:
         self.seen.append((kind, msg.xid))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from ryu_dove.events import MessageKind
 from ryu_dove.openflow.reconciler import SMALL_UPDATE, Phase, Reconciler
 from ryu_dove.pipeline.flows import Flow, Output, SetField, flow
 from ryu_dove.pipeline.stages import Stage
@@ -20,8 +21,8 @@ def pump(rec: Reconciler, sw: FakeChannel) -> None:
     """Deliver the switch's answers until it has nothing more to say."""
     while sw.replies:
         for kind, msg in sw.take_replies():
-            {"flow_stats": rec.on_flow_stats, "bundle": rec.on_bundle_reply,
-             "barrier": rec.on_barrier_reply, "error": rec.on_error}[kind](msg)
+            {MessageKind.FLOW_STATS: rec.on_flow_stats, MessageKind.BUNDLE: rec.on_bundle_reply,
+             MessageKind.BARRIER: rec.on_barrier_reply, MessageKind.ERROR: rec.on_error}[kind](msg)
 
 
 def connected(sw: FakeChannel) -> Reconciler:

@@ -1,0 +1,176 @@
+"""The hypervisors the controller knows, from the first report to the time they are gone.
+
+A hypervisor is known by its OVSDB reports: its name and TEP (written by dove-join), its
+br-int datapath id, and its ports, split into VM ports and our tunnel ports
+(ryu_dove.directory.ports). The fleet keeps each one's record in the directory, refuses a
+second hypervisor on a TEP that another already has, maps datapath ids and OVSDB
+connections to names, and times how long a hypervisor has been silent so the engine can
+remove it after the hold-down. It also counts which hypervisors the others' tunnel ports
+name, which the engine waits for after a restart.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ovsdb_agent import contract
+from ovsdb_agent.reports import HypervisorReport
+from ryu_dove.directory import Directory, Hypervisor
+from ryu_dove.directory.ports import PortSplit
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HypervisorChange:
+    """What a report did to a hypervisor's record; `new is old` when nothing changed."""
+
+    name: str
+    old: Hypervisor | None
+    new: Hypervisor
+
+    @property
+    def tep_moved(self) -> bool:
+        """New, or renumbered: tunnels everywhere must follow."""
+        return self.old is None or self.old.tep_ip != self.new.tep_ip
+
+
+class Fleet:
+    def __init__(self, directory: Directory, clock: Callable[[], float]) -> None:
+        self.directory = directory
+        self._clock = clock
+        self.reports: dict[str, HypervisorReport] = {}
+        self.ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
+        self._conn_hv: dict[str, str] = {}  # OVSDB connection -> hypervisor
+        self._gone_since: dict[str, float] = {}
+        self._dpid_hv: dict[int, str] = {}
+        self._tep_hv: dict[str, str] = {}  # TEP -> the hypervisor that has it
+        self._tep_conflicts: dict[str, str] = {}  # ignored hypervisor -> who has its TEP
+        self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
+        self._named: collections.Counter[str] = collections.Counter()  # remote -> how many name it
+
+    # --- reports --------------------------------------------------------------------------
+
+    def accept(self, report: HypervisorReport) -> HypervisorChange | None:
+        """Record a report; None if it is ignored (not joined, or its TEP is taken)."""
+        name, tep = report.name, report.tep_ip
+        if not name or not tep:
+            LOG.warning("OVSDB %s has no %s/%s: run dove-join on that hypervisor", report.conn,
+                        contract.HYPERVISOR, contract.TEP_IP)
+            return None
+        if self._tep_taken(name, tep, report.conn):
+            return None
+        self._conn_hv[report.conn] = name
+        self._gone_since.pop(name, None)
+        self.reports[name] = report
+        ports = self.ports.setdefault(name, PortSplit())
+        _, tunnels_moved = ports.update(report.ports)
+        self._set_expected(name, ports.remotes)
+        old = self.directory.hypervisor(name)
+        hv = self._record(name, tep, report.dpid, old, tunnels_moved)
+        return HypervisorChange(name, old, hv)
+
+    def _tep_taken(self, name: str, tep: str, conn: str) -> bool:
+        """Two hypervisors on one TEP would share a tunnel port name and a remote key: their
+        traffic would go to either. The first keeps it; the other is ignored until fixed."""
+        holder = self._tep_hv.get(tep, name)
+        if holder == name:
+            self._tep_conflicts.pop(name, None)
+            return False
+        if self._tep_conflicts.get(name) != holder:
+            LOG.error("hypervisor %s (OVSDB %s) reports TEP %s, which %s uses: ignored "
+                      "until its %s changes", name, conn, tep, holder,
+                      contract.TEP_IP)
+        self._tep_conflicts[name] = holder
+        return True
+
+    def _record(self, name: str, tep: str, dpid: int | None, old: Hypervisor | None,
+                tunnels_moved: bool) -> Hypervisor:
+        ports = self.ports[name]
+        if (old is not None and old.tep_ip == tep and old.dpid == dpid
+                and (not tunnels_moved or old.tunnels == ports.ofports)):
+            return old  # the usual case: a VM port changed; keep the record (and its identity)
+        hv = Hypervisor(name, tep, dpid, MappingProxyType(dict(sorted(ports.ofports.items()))))
+        if old is None or old.tep_ip != hv.tep_ip:
+            LOG.info("hypervisor %s joined with TEP %s", hv.name, hv.tep_ip)
+        if old != hv:
+            self.directory.put_hypervisor(hv)
+            self._index(old, hv)
+        return hv
+
+    def _index(self, old: Hypervisor | None, hv: Hypervisor) -> None:
+        if old is not None:
+            self._tep_hv.pop(old.tep_ip, None)
+            if old.dpid is not None:
+                self._dpid_hv.pop(old.dpid, None)
+        self._tep_hv[hv.tep_ip] = hv.name
+        if hv.dpid is not None:
+            self._dpid_hv[hv.dpid] = hv.name
+
+    # --- leaving ----------------------------------------------------------------------------
+
+    def connection_lost(self, conn: str) -> None:
+        """An OVSDB connection ended; the hypervisor's hold-down starts when it had no other."""
+        name = self._conn_hv.pop(conn, None)
+        if name is not None and name not in self._conn_hv.values():
+            LOG.warning("OVSDB connection of %s lost (%s)", name, conn)
+            self._gone_since[name] = self._clock()
+
+    def expired(self, hold_down_s: float, openflow_up: Callable[[Hypervisor], bool],
+                ) -> list[str]:
+        """The hypervisors gone from OVSDB and OpenFlow for `hold_down_s`: to be removed."""
+        now, gone = self._clock(), []
+        for name, since in list(self._gone_since.items()):
+            hv = self.directory.hypervisor(name)
+            if hv is not None and openflow_up(hv):
+                continue  # OpenFlow still up: only OVSDB flapped
+            if now - since < hold_down_s:
+                continue
+            del self._gone_since[name]
+            LOG.info("hypervisor %s left (no OVSDB or OpenFlow for %.0f s)", name, now - since)
+            gone.append(name)
+        return gone
+
+    def remove(self, name: str) -> set[str]:
+        """Forget a hypervisor and its endpoints; returns the networks that lost endpoints."""
+        self.reports.pop(name, None)
+        self._set_expected(name, frozenset())
+        self.ports.pop(name, None)
+        hv = self.directory.hypervisor(name)
+        if hv is not None and hv.dpid is not None:
+            self._dpid_hv.pop(hv.dpid, None)
+        if hv is not None:
+            self._tep_hv.pop(hv.tep_ip, None)
+        return self.directory.remove_hypervisor(name)
+
+    # --- questions ------------------------------------------------------------------------
+
+    def name_of_dpid(self, dpid: int) -> str | None:
+        return self._dpid_hv.get(dpid)
+
+    def ovsdb_connected(self, name: str) -> bool:
+        return name in self._conn_hv.values()
+
+    def unheard(self) -> set[str]:
+        """Hypervisors that others' tunnel ports name but that have not reported yet."""
+        return {n for n in self._named if n not in self.reports}
+
+    def _set_expected(self, name: str, remotes: frozenset[str]) -> None:
+        """Keep count of who names whom: a thousand reports each naming 999 others must not
+        cost a million set operations per batch while the engine waits for them."""
+        old = self._expected.get(name, frozenset())
+        if old is remotes or old == remotes:
+            return
+        self._named.subtract(old - remotes)
+        self._named.update(remotes - old)
+        for gone in old - remotes:
+            if self._named[gone] <= 0:
+                del self._named[gone]
+        if remotes:
+            self._expected[name] = remotes
+        else:
+            self._expected.pop(name, None)
