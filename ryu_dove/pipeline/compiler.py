@@ -1,7 +1,7 @@
 """The desired flows of every hypervisor's br-int, kept up to date incrementally.
 
 `compile_switch(policy, directory, hv)` is the whole computation for one switch, pure (no
-I/O, no clock); the parts it is made of are in ryu_dove.pipeline.flowparts. The engine uses a
+I/O, no clock); the parts it is made of are in ryu_dove.pipeline.parts. The engine uses a
 long-lived `Compiler` instead, which gives the same result (a property test holds it to
 that) at a cost proportional to what changed:
 - a network's shared part is rebuilt once per change of its members, whatever number of
@@ -19,9 +19,12 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ryu_dove.directory import Directory, Hypervisor
-from ryu_dove.pipeline import flowparts
-from ryu_dove.pipeline.flowparts import DEFAULTS, GATEWAY_MAC, NetworkPart
 from ryu_dove.pipeline.flows import Flow, FlowMap
+from ryu_dove.pipeline.parts import network, tunnels
+from ryu_dove.pipeline.parts.common import GATEWAY_MAC
+from ryu_dove.pipeline.parts.defaults import DEFAULTS
+from ryu_dove.pipeline.parts.network import NetworkPart
+from ryu_dove.pipeline.parts.port_security import endpoint_flows
 from ryu_dove.pipeline.switchflows import PartKey, SwitchFlows
 from ryu_dove.policy import Network, Policy
 
@@ -79,14 +82,14 @@ class Compiler:
 
     def network_part(self, net: Network, directory: Directory) -> NetworkPart:
         members = directory.endpoints(net.key)
-        keys = flowparts.host_keys(members, directory)
+        keys = tunnels.host_keys(members, directory)
         old = self._parts.get(net.key)
         if old is not None and old.members == members and old.keys == keys:
             if old.net == net:
                 return old
             old = None  # the network itself changed (policy): no difference to offer
         part = (old.successor(members, keys) if old is not None
-                else flowparts.build_part(net, members, keys))
+                else network.build_part(net, members, keys))
         self._parts[net.key] = part
         return part
 
@@ -103,10 +106,7 @@ class Compiler:
     def _all_parts(self, policy: Policy, directory: Directory, hv: Hypervisor,
                    checked: dict[str, NetworkPart]) -> dict[PartKey, FlowMap]:
         parts: dict[PartKey, FlowMap] = {("defaults", ""): DEFAULTS}
-        for ep in directory.endpoints_on(hv.name):
-            net = policy.network(ep.network)
-            if net is not None:
-                parts[("endpoint", ep.port)] = flowparts.endpoint_flows(ep, net.vni)
+        parts.update(_endpoint_parts(policy, directory, hv))
         hosted: dict[str, _HvPart] = {}
         for key in directory.networks_on(hv.name):
             net = policy.network(key)
@@ -127,7 +127,7 @@ class Compiler:
         for remote, rkey in keys.items():
             ofport = hv.tunnels.get(remote)
             if remote != hv.name and ofport is not None:
-                parts[("tunnel", remote)] = flowparts.to_tunnel(rkey, ofport)
+                parts[("tunnel", remote)] = tunnels.to_tunnel(rkey, ofport)
         return parts
 
     # --- one switch, some networks ----------------------------------------------------------
@@ -135,11 +135,7 @@ class Compiler:
     def _endpoints_changed(self, policy: Policy, directory: Directory, hv: Hypervisor,
                            sw: SwitchFlows, changed: set[int]) -> None:
         """hv's own endpoints changed: replace the endpoint parts that differ."""
-        wanted: dict[PartKey, FlowMap] = {}
-        for ep in directory.endpoints_on(hv.name):
-            net = policy.network(ep.network)
-            if net is not None:
-                wanted[("endpoint", ep.port)] = flowparts.endpoint_flows(ep, net.vni)
+        wanted = _endpoint_parts(policy, directory, hv)
         for key in [k for k in sw.parts if k[0] == "endpoint" and k not in wanted]:
             sw.replace(key, None, changed)
         for key, flows in wanted.items():
@@ -174,7 +170,7 @@ class Compiler:
                     and part.keys == cached.part.keys
                     and part.addressless == cached.part.addressless
                     and part.local.get(hv.name) == cached.part.local.get(hv.name)):
-                added, removed = flowparts.apply_difference(cached.flows, part, hv.name)
+                added, removed = network.apply_difference(cached.flows, part, hv.name)
                 cached.part = part
                 sw.changed_in_place(("network", key), added, removed, changed)
             else:
@@ -182,11 +178,15 @@ class Compiler:
                 hosted[key] = self._rebuilt(part, hv)
                 sw.replace(("network", key), hosted[key].flows, changed)
         if hosts_moved:
-            tunnels = self._tunnel_parts(hv)
-            for gone in [k for k in sw.parts if k[0] == "tunnel" and k not in tunnels]:
-                sw.replace(gone, None, changed)
-            for tunnel, flows in tunnels.items():
-                sw.replace(tunnel, flows, changed)
+            self._refresh_tunnels(hv, sw, changed)
+
+    def _refresh_tunnels(self, hv: Hypervisor, sw: SwitchFlows, changed: set[int]) -> None:
+        """The hosts of hv's networks changed: its OUT_TUNNEL parts follow."""
+        wanted = self._tunnel_parts(hv)
+        for gone in [k for k in sw.parts if k[0] == "tunnel" and k not in wanted]:
+            sw.replace(gone, None, changed)
+        for tunnel, flows in wanted.items():
+            sw.replace(tunnel, flows, changed)
 
     # --- network parts ------------------------------------------------------------------
 
@@ -203,4 +203,15 @@ class Compiler:
         # Identity, not equality: comparing tunnel maps costs O(hypervisors) per lookup.
         if cached is not None and cached.part is part and cached.hv is hv:
             return cached
-        return _HvPart(part, hv, flowparts.specialise(part, hv))
+        return _HvPart(part, hv, network.specialise(part, hv))
+
+
+def _endpoint_parts(policy: Policy, directory: Directory, hv: Hypervisor,
+                    ) -> dict[PartKey, FlowMap]:
+    """The own part of each endpoint bound on hv (in a network the policy knows)."""
+    parts: dict[PartKey, FlowMap] = {}
+    for ep in directory.endpoints_on(hv.name):
+        net = policy.network(ep.network)
+        if net is not None:
+            parts[("endpoint", ep.port)] = endpoint_flows(ep, net.vni)
+    return parts

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ryu_dove.directory import Endpoint
-from ryu_dove.pipeline import flowparts
 from ryu_dove.pipeline.compiler import Compiler, compile_switch
 from ryu_dove.pipeline.flows import Flow
+from ryu_dove.pipeline.parts import network
 from tests.fakes.br_int import FakeBrInt
 from tests.unit.pipeline.topology import (
     ALL,
@@ -60,10 +60,10 @@ def test_a_part_amended_from_members_that_came_and_went_equals_a_fresh_build() -
     fresh = vm("fresh", "acme/web", "hv2", 9, "198.51.100.98", "02:ac:00:00:00:98")
     steps = [(WEB1,), (WEB1, WEB2), (WEB1, WEB2, odd), (WEB1, WEB2), (WEB1, WEB2, twin),
              (WEB2, twin), (WEB2, fresh), (fresh,), ()]
-    part = flowparts.build_part(net, (), keys)
+    part = network.build_part(net, (), keys)
     for members in steps:
         part = part.successor(members, keys)
-        expected = flowparts.build_part(net, members, keys)
+        expected = network.build_part(net, members, keys)
         assert part.shared == expected.shared, members
         assert (part.remote_unicast, part.local, part.addressless, part.claims) == (
             expected.remote_unicast, expected.local, expected.addressless, expected.claims)

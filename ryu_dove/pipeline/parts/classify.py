@@ -1,0 +1,24 @@
+"""IN_CLASSIFY: which network a packet belongs to, from its VM port and MAC or its VNI."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ryu_dove.directory import Endpoint
+from ryu_dove.pipeline.flows import Flow, SetField, flow
+from ryu_dove.pipeline.parts.common import MEMO, P_NORMAL, check
+from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
+
+
+@lru_cache(maxsize=MEMO)
+def tunnel_classify(vni: int) -> Flow:
+    """From a tunnel: the VNI is the network; it skips port security (checked at the source)."""
+    return check(flow(Stage.IN_CLASSIFY, P_NORMAL, {"tunnel_id": vni},
+                      [SetField(REG_NETWORK, vni), SetField(REG_FROM_TUNNEL, 1)],
+                      goto=Stage.IN_L2_LOOKUP))
+
+
+def classify_vm(ep: Endpoint, vni: int) -> Flow:
+    """From a VM: only its own port with its own MAC is in its network."""
+    return flow(Stage.IN_CLASSIFY, P_NORMAL, {"in_port": ep.ofport, "eth_src": ep.mac},
+                [SetField(REG_NETWORK, vni)], goto=Stage.IN_PORT_SEC)
