@@ -107,16 +107,25 @@ def delete_hypervisor(names: LabNames, hv: HypervisorState) -> None:
     shell.run(["ip", "link", "del", names.mgmt_veth(hv.index)], check=False)
 
 
-def create_vm(vm: VmState, hv_netns: str, vswitch: VSwitch,
-              external_ids: dict[str, str]) -> None:
-    """A VM namespace wired by veth to br-int, plugged the way VIF plugging would do it."""
+def create_vm(vm: VmState, hv_netns: str, vswitch: VSwitch | None = None,
+              external_ids: dict[str, str] | None = None, *, plug: bool = True) -> None:
+    """A VM namespace wired by veth to br-int, plugged the way VIF plugging would do it.
+
+    With `plug=False` the namespace, the veth and eth0's set-up are made but the port is left
+    out of br-int and OVSDB (no vswitch or external_ids needed): for callers that plug later
+    themselves, e.g. a benchmark that times binding from the plug on.
+    """
+    if plug and (vswitch is None or external_ids is None):
+        raise TypeError("create_vm: plugging needs a vswitch and external_ids")
     netns_add(vm.netns)
     hv_ns = hv_netns
     shell.run(["ip", "-n", hv_ns, "link", "add", vm.port, "type", "veth",
                "peer", "name", "eth0", "netns", vm.netns])
     shell.run(["ip", "-n", hv_ns, "link", "set", vm.port, "mtu", str(VM_MTU), "up"])
     configure_vm_interface(vm)
-    vswitch.plug_vif(contract.INTEGRATION_BRIDGE, vm.port, external_ids)
+    if plug:
+        assert vswitch is not None and external_ids is not None  # checked above
+        vswitch.plug_vif(contract.INTEGRATION_BRIDGE, vm.port, external_ids)
 
 
 def vif_ids(vm: VmState) -> dict[str, str]:

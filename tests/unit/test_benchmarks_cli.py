@@ -224,3 +224,114 @@ def test_engine_alone_runs_a_small_world_to_the_end(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["switches_in_sync"] == 6 and result["flow_mods"] > 0
     assert result["event_ms"]["p50"] > 0 and result["events_per_s"] > 0
+
+
+# --- benchmarks.convergence: options, VM plan, log timeline, reports (no lab) -------------------
+
+def _convergence_result(h: int = 2, disturbed: bool = False) -> dict:
+    timeline = {"plug_txn_done_s": 0.0239, "first_endpoint_s": 0.0153, "last_endpoint_s": 0.0223,
+                "bundles": 3, "flows_added": 76, "first_bundle_s": 0.0203,
+                "last_bundle_s": 0.0263, "first_reply_s": 0.0443, "median_reply_s": 0.0445,
+                "last_reply_s": 0.0447}
+    return {"hypervisors": h, "vms_per_hypervisor": 2, "vms": 2 * h, "same_network_pairs": 4,
+            "converge_s": 0.0447, "add_vm_s": 0.0305, "migrate_s": [0.021],
+            "migrate_s_median": 0.021, "migrate_s_max": 0.021, "migrate_preplugged_s": [0.0373],
+            "migrate_preplugged_s_median": 0.0373,
+            "flows_per_hv": {"mean": 42, "max": 42, "min": 42},
+            "controller_cpu_s": 0.62, "controller_cpu_converge_s": 0.0,
+            "foreign_cpu_converge_s": 0.5, "foreign_busiest": ["0.50s busy"],
+            "disturbed": disturbed, "controller_rss_mb": 68.1, "controller_peak_rss_mb": 68.1,
+            "leaks": 0, "converge_timeline": timeline,
+            "cross_tenant": {"probed": 6, "echoes": 30, "of_those_answered_in_own_network": 2,
+                             "address_exists_in_own_network": 2}}
+
+
+def test_convergence_options():
+    from benchmarks.convergence import cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["--hypervisors", "2"])
+    assert (args.vms, args.migrations, args.timeout, args.attempts, args.json) == (
+        2, 3, 60.0, 1, False)
+    assert cli.sizes_of(parser, args) == [2]
+    sweep = parser.parse_args(["--sweep"])
+    assert cli.sizes_of(parser, sweep) == [2, 4, 8, 16]
+    assert parser.prog == "python -m benchmarks.convergence"
+    assert parser.description.startswith("Convergence of the DOVE controller")
+
+
+@pytest.mark.parametrize("argv", [[], ["--sweep", "--hypervisors", "2"], ["--hypervisors", "1"],
+                                  ["--hypervisors", "30"], ["--hypervisors", "2", "--vms", "0"],
+                                  ["--hypervisors", "2", "--attempts", "0"]])
+def test_convergence_bad_options_exit_2(argv, capsys):
+    from benchmarks.convergence import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_convergence_not_root_fails_clearly(monkeypatch, capsys):
+    from benchmarks.convergence import cli
+
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    assert cli.main(["--hypervisors", "2"]) == 2
+    assert "needs root" in capsys.readouterr().err
+
+
+def test_convergence_plan_alternates_tenants_and_overlaps_one_address():
+    from benchmarks.convergence import base, vms
+    from ryu_dove.policy import load_policy
+
+    policy = load_policy([str(base.POLICY)])
+    planned, extra = vms.plan_vms(Lab("cv000001"), policy, ["hv1", "hv2"], 2)
+    got = [(v.name, v.state.hypervisor, v.state.network, v.state.ip.rsplit(".", 1)[1])
+           for v in planned]
+    assert got == [("vm1", "hv1", "acme/web", "10"), ("vm2", "hv1", "globex/web", "10"),
+                   ("vm3", "hv2", "acme/web", "11"), ("vm4", "hv2", "globex/web", "13")]
+    assert (extra.name, extra.state.network, extra.state.ip.rsplit(".", 1)[1]) == (
+        "vmadd", "acme/web", "12")
+    assert all(v.state.netns == f"dove-cv000001.{v.name}" for v in [*planned, extra])
+    with pytest.raises(vms.BenchError, match="do not fit"):
+        vms.plan_vms(Lab("cv000001"), policy, [f"hv{i}" for i in range(29)], 4)
+
+
+def test_convergence_timeline_reads_the_controller_log(tmp_path):
+    import time
+
+    from benchmarks.convergence.timeline import timeline
+
+    wall0 = float(int(time.time()) - 10)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall0))
+    log = tmp_path / "controller.log"
+    log.write_text(
+        f"{stamp},010 DEBUG ryu_dove.engine: endpoint acme/web 02:aa 198.51.100.10 on hv1 "
+        "port vif-vm1\n"
+        f"{stamp},020 DEBUG ryu_dove.reconciler: hv1: bundle 3 committed: +12 -1 flows in "
+        "1.5 ms\n"
+        f"{stamp},040 DEBUG ryu_dove.reconciler: hv2: update 4 committed: +3 -0 flows in "
+        "0.5 ms\nnot a log line\n")
+    tl = timeline(str(log), wall0, 100.0, [100.01, 100.02], [100.3, 100.1, 100.2])
+    assert (tl["endpoints_seen"], tl["first_endpoint_s"], tl["bundles"]) == (1, 0.01, 2)
+    assert (tl["flows_added"], tl["flows_deleted"], tl["max_bundle_ms"]) == (15, 1, 1.5)
+    assert (tl["first_bundle_s"], tl["last_bundle_s"], tl["plug_txn_done_s"]) == (
+        0.02, 0.04, 0.02)
+    assert (tl["first_reply_s"], tl["median_reply_s"], tl["last_reply_s"]) == (0.1, 0.2, 0.3)
+    assert timeline(str(tmp_path / "missing.log"), wall0, 100.0, [], [])["first_reply_s"] is None
+
+
+def test_convergence_reports():
+    from benchmarks.convergence import report
+
+    text = report.render(_convergence_result())
+    assert "converge_s        44.7 ms   (OVN 23.03: 39 ms)" in text
+    assert "migrate_s         21.0 ms   (OVN: 11-36 ms)" in text
+    assert "DISTURBED" not in text
+    assert "DISTURBED         other processes used 0.5 s" in report.render(
+        _convergence_result(disturbed=True))
+    table = report.render_table([_convergence_result(2), _convergence_result(3, True)])
+    rows = table.splitlines()
+    assert rows[0].split()[:3] == ["H", "VMs", "converge"]
+    assert rows[1].split()[:4] == ["2", "4", "44.7ms", "39ms"]
+    assert rows[2].split()[3] == "-" and rows[2].endswith("(disturbed)")
