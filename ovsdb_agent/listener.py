@@ -19,6 +19,8 @@ from typing import Any
 
 import ovs.stream
 
+from ovsdb_agent import sockets
+
 ACCEPTS_PER_ROUND = 64  # bounds one loop round when many hypervisors reconnect at once
 
 
@@ -66,7 +68,7 @@ def peer_name(sock: socket.socket, seq: int) -> str:
         return f"unix:pid={struct.unpack('3i', creds)[0]}#{seq}"
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     host, port = sock.getpeername()[:2]
-    return f"tcp:[{host}]:{port}" if ":" in host else f"tcp:{host}:{port}"
+    return f"tcp:{sockets.host_port(host, port)}"
 
 
 def _listen(listen: str) -> tuple[socket.socket, tuple[str, int] | None]:
@@ -74,8 +76,11 @@ def _listen(listen: str) -> tuple[socket.socket, tuple[str, int] | None]:
     with its inode."""
     kind, _, rest = listen.partition(":")
     if kind == "ptcp":
-        family, address = _tcp_address(listen, rest)
-        return _bind(listen, socket.socket(family, socket.SOCK_STREAM), address), None
+        host, port = _tcp_address(listen, rest)
+        try:
+            return sockets.tcp_listener(host, port), None
+        except OSError as exc:
+            raise OvsdbListenError(f"cannot listen on {listen}: {_why(exc)}") from exc
     if kind == "punix" and rest:
         if _someone_listens(rest):
             raise OvsdbListenError(f"cannot listen on {listen}: {os.strerror(errno.EADDRINUSE)}")
@@ -86,7 +91,7 @@ def _listen(listen: str) -> tuple[socket.socket, tuple[str, int] | None]:
     raise OvsdbListenError(f"cannot listen on {listen}: expected ptcp:PORT[:IP] or punix:PATH")
 
 
-def _tcp_address(listen: str, rest: str) -> tuple[socket.AddressFamily, tuple[str, int]]:
+def _tcp_address(listen: str, rest: str) -> tuple[str, int]:
     port, _, host = rest.partition(":")
     host = host.strip("[]") or "0.0.0.0"
     try:
@@ -97,8 +102,7 @@ def _tcp_address(listen: str, rest: str) -> tuple[socket.AddressFamily, tuple[st
     except ValueError:
         raise OvsdbListenError(
             f"cannot listen on {listen}: expected ptcp:PORT[:IP] with an IP address") from None
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    return family, (str(ip), number)
+    return str(ip), number
 
 
 def _bind(listen: str, sock: socket.socket, address: Any) -> socket.socket:
@@ -109,9 +113,12 @@ def _bind(listen: str, sock: socket.socket, address: Any) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        why = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise OvsdbListenError(f"cannot listen on {listen}: {why}") from exc
+        raise OvsdbListenError(f"cannot listen on {listen}: {_why(exc)}") from exc
     return sock
+
+
+def _why(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _someone_listens(path: str) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import socketserver
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ovsdb_agent import sockets
 from ryu_dove.northbound.resources import COLLECTIONS, Collection
 
 LOG = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ class ApiError(Exception):
 
 _BY_PATH = {c.path: c for c in COLLECTIONS}
 ROUTES: tuple[str, ...] = ("/", *_BY_PATH, "/v1/controller", "/v1/health")
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _matches(item: Mapping[str, Any], collection: Collection, query: Query) -> bool:
@@ -150,14 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], view: View, family: int) -> None:
-        self.address_family = family  # read by TCPServer.__init__ to create the socket
+    def __init__(self, sock: socket.socket, view: View) -> None:
+        """Serve on a listening socket bound like every other listener of the controller
+        (ovsdb_agent.sockets); HTTPServer's own bind would also do a reverse DNS look-up."""
         self.view = view
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind also does a reverse DNS look-up (getfqdn) nobody here needs.
-        socketserver.TCPServer.server_bind(self)
+        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_address = sock.getsockname()
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -181,18 +177,18 @@ class ApiServer:
     def url(self) -> str:
         """http://host:port (the bound port once started; IPv6 in brackets)."""
         port = self._server.server_address[1] if self._server else self._port
-        return f"http://{_hostport(self._host, port)}"
+        return f"http://{sockets.host_port(self._host, port)}"
 
     def start(self) -> None:
         """Bind (raising ApiError now if that fails), then serve in the background."""
         if self._server is not None:
             raise RuntimeError(f"the API is already served on {self.url}")
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         try:
-            server = _Server((self._host, self._port), self._view, family)
+            server = _Server(sockets.tcp_listener(self._host, self._port, blocking=True),
+                             self._view)
         except (OSError, OverflowError) as exc:  # OverflowError: port out of range
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            where = _hostport(self._host, self._port)
+            where = sockets.host_port(self._host, self._port)
             raise ApiError(f"cannot serve the API on {where}: {reason}") from exc
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": _POLL_S},
                                   name="api", daemon=True)

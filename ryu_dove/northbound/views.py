@@ -24,7 +24,7 @@ VERSION = importlib.metadata.version("ryu_dove")
 def build(engine: Engine, section: str | None = None) -> dict[str, Any]:
     """{section: data} for one section, or for all of them (section None)."""
     if section is not None and section not in SECTIONS:
-        raise KeyError(f"no snapshot section {section!r}")
+        raise KeyError(f"no view section {section!r}")
     names = SECTIONS if section is None else (section,)
     return {name: SECTIONS[name](engine) for name in names}
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
+from ovsdb_agent import sockets
 from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages
 
@@ -296,7 +297,5 @@ def _speaks_13(version: int, hello: bytes) -> bool:
 
 def _address(address: Any) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
-        host = address[0]
-        return f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
+        return sockets.host_port(str(address[0]), address[1])
     return str(address)
-

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ovsdb_agent import sockets
 from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow.connection import Events, State, SwitchConnection
 
@@ -32,7 +33,7 @@ class OpenFlowServer(Events):
     def __init__(self, host: str, port: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._listener = listen(host, port)
+        self._listener = sockets.tcp_listener(host, port)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -125,24 +126,6 @@ class OpenFlowServer(Events):
         if conn in self.connections:
             self.connections.discard(conn)
             self._selector.unregister(conn.sock)
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A non-blocking listening socket with the kernel's deepest backlog: when a thousand
-    switches reconnect at once (a controller restart), a shallow one drops SYNs and OVS
-    backs off for seconds per attempt."""
-    host = host or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _interest(conn: SwitchConnection) -> int:

@@ -110,7 +110,7 @@ def test_health_and_index(api: ApiServer, controller: FakeController) -> None:
                            "/v1/refused", "/v1/controller", "/v1/health"}
 
 
-def test_a_new_snapshot_is_served(api: ApiServer, controller: FakeController) -> None:
+def test_a_new_view_is_served(api: ApiServer, controller: FakeController) -> None:
     controller.view = {**VIEW, "endpoints": []}
     assert get(api, "/v1/endpoints") == []
 
@@ -160,7 +160,7 @@ def test_head_is_405_without_body(api: ApiServer) -> None:
     assert raised.value.code == 405 and raised.value.headers["Allow"] == "GET"
 
 
-def test_failing_snapshot_is_500_and_the_api_goes_on(api: ApiServer,
+def test_failing_view_is_500_and_the_api_goes_on(api: ApiServer,
                                                      controller: FakeController) -> None:
     controller.error = RuntimeError("directory not ready")
     status, content_type, body = request(api.url + "/v1/endpoints")
@@ -170,7 +170,7 @@ def test_failing_snapshot_is_500_and_the_api_goes_on(api: ApiServer,
     assert get(api, "/v1/endpoints") == VIEW["endpoints"]
 
 
-def test_immutable_snapshot_is_served(api: ApiServer, controller: FakeController) -> None:
+def test_immutable_view_is_served(api: ApiServer, controller: FakeController) -> None:
     controller.view = MappingProxyType({
         **VIEW, "endpoints": (MappingProxyType(EP1), MappingProxyType(EP2)),
         "controller": MappingProxyType({**CONTROLLER, "policy_sources": frozenset(["b", "a"])}),
@@ -179,7 +179,7 @@ def test_immutable_snapshot_is_served(api: ApiServer, controller: FakeController
     assert get(api, "/v1/controller")["policy_sources"] == ["a", "b"]
 
 
-def test_snapshot_without_the_key_is_500(api: ApiServer, controller: FakeController) -> None:
+def test_view_without_the_key_is_500(api: ApiServer, controller: FakeController) -> None:
     controller.view = {"controller": CONTROLLER}
     status, _, body = request(api.url + "/v1/tunnels")
     assert status == 500 and "tunnels" in body["error"]

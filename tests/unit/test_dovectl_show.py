@@ -1,4 +1,4 @@
-"""dovectl show against a real ApiServer with a fake snapshot, in-process and as a command."""
+"""dovectl show against a real ApiServer with a fake view, in-process and as a command."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ EP1 = {"network": "acme/web", "mac": "02:00:00:00:00:01", "ips": ["198.51.100.10
        "hypervisor": "hv1", "port": "vif-vm1", "ofport": 3, "iface_id": "vm1"}
 EP2 = {"network": "acme/db", "mac": "02:00:00:00:00:02", "ips": ["198.51.100.70"],
        "hypervisor": "hv2", "port": "vif-vm2", "ofport": None, "iface_id": "vm2"}
-SNAPSHOT: Mapping[str, Any] = {
+VIEWS: Mapping[str, Any] = {
     "endpoints": [EP1, EP2], "hypervisors": [HV1, HV2], "tunnels": [TUN12, TUN21],
     "refused": [REFUSED], "controller": {"version": "0.1.0"},
 }
@@ -32,7 +32,7 @@ SNAPSHOT: Mapping[str, Any] = {
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    server = ApiServer("127.0.0.1", 0, lambda section: SNAPSHOT)
+    server = ApiServer("127.0.0.1", 0, lambda section: VIEWS)
     server.start()
     yield server.url
     server.stop()
@@ -111,8 +111,8 @@ def test_tunnels_and_refused_tables(api: str, capsys: pytest.CaptureFixture[str]
 def test_json_round_trips(api: str, what: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = show(capsys, what, "--api", api, "--json")
     assert code == 0
-    assert json.loads(out) == SNAPSHOT[what]
-    assert out == json.dumps(SNAPSHOT[what], indent=2) + "\n"
+    assert json.loads(out) == VIEWS[what]
+    assert out == json.dumps(VIEWS[what], indent=2) + "\n"
 
 
 def test_filters(api: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,7 +136,7 @@ def test_api_from_environment(api: str, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DOVE_API", api + "/")
     code, out, _ = show(capsys, "tunnels", "--json")
-    assert code == 0 and json.loads(out) == SNAPSHOT["tunnels"]
+    assert code == 0 and json.loads(out) == VIEWS["tunnels"]
 
 
 def test_default_api(monkeypatch: pytest.MonkeyPatch,

@@ -200,7 +200,7 @@ def test_restart_with_slow_reconnects_touches_nothing_until_everyone_is_back():
     assert h.switches[1].flow_mods_sent() == [] and h.switches[2].flow_mods_sent() == []
 
 
-def test_snapshot_builds_the_section_asked_for_or_all() -> None:
+def test_views_build_the_section_asked_for_or_all() -> None:
     h = converged()
     tunnels = views.build(h.engine, "tunnels")
     assert set(tunnels) == {"tunnels"} and {t["hypervisor"] for t in tunnels["tunnels"]} == {

@@ -183,7 +183,8 @@ def test_replies_reach_the_engine_as_switch_messages(server, connect) -> None:
     switch.send(ofp.OFPT_ERROR, err, xid=0x80000003)
     switch.send(ofp.OFPT_PORT_STATUS, b"\x00" * 72)  # not needed: ignored
     barrier, error = events_until(server, lambda seen: len(seen) >= 2)
-    assert barrier == SwitchMessage(DPID, MessageKind.BARRIER, ofconn.BarrierReply(conn, 0x80000005))
+    reply = ofconn.BarrierReply(conn, 0x80000005)
+    assert barrier == SwitchMessage(DPID, MessageKind.BARRIER, reply)
     assert error.kind is MessageKind.ERROR and error.dpid == DPID
     assert (error.msg.type, error.msg.code, error.msg.xid) == (ofp.OFPET_BAD_MATCH,
                                                               ofp.OFPBMC_BAD_FIELD, 0x80000003)
