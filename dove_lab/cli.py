@@ -14,6 +14,7 @@ from dove_lab.lab import Lab, LabError
 from dove_lab.naming import DEFAULT_LAB, check_lab_name
 from dove_lab.shell import CommandFailed
 from dove_lab.topology import load_topology
+from ovsdb_agent import cli_args
 from ryu_dove.policy import load_policy
 from ryu_dove.policy.yamlmarks import ConfigError
 
@@ -23,16 +24,6 @@ def _lab_name(text: str) -> str:
         return check_lab_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
-    return value
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -134,44 +125,42 @@ def cmd_controller(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--name", type=_lab_name, default=DEFAULT_LAB,
-                        help="lab name, 1-8 lowercase letters or digits (default: %(default)s)")
-    p = argparse.ArgumentParser(prog="dove-lab", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true", help="log every command run")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+Command = Callable[[argparse.Namespace], int]
+# Adds a sub-command: its name, the function that runs it, its help; returns its parser.
+AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str
-            ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
-        sp.set_defaults(fn=fn)
-        return sp
 
+def _lifecycle_commands(add: AddCommand) -> None:
     up = add("up", cmd_up, "bring a lab up from a topology and a policy")
     up.add_argument("--topology", required=True)
     up.add_argument("--policy", required=True, action="append",
                     help="policy file or directory (repeatable)")
     up.add_argument("--no-controller", action="store_true",
                     help="baseline: plain OVS bridging over a tunnel mesh, no isolation")
-    up.add_argument("--timeout", type=_positive, default=30.0,
+    up.add_argument("--timeout", type=cli_args.positive_number, default=30.0,
                     help="seconds to wait for every hypervisor to connect (default 30)")
     up.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
                     help="extra dove-controller option, e.g. --controller-arg=--hold-down=2 "
                          "(repeatable)")
     add("down", cmd_down, "remove everything the lab created")
     add("status", cmd_status, "the lab as JSON")
+
+
+def _probe_commands(add: AddCommand) -> None:
     ping = add("ping", cmd_ping, "exit 0 iff VM SRC gets replies from DST (VM name or IP)")
     ping.add_argument("src")
     ping.add_argument("dst")
     ping.add_argument("--count", type=int, default=1)
-    ping.add_argument("--timeout", type=_positive, default=3.0)
+    ping.add_argument("--timeout", type=cli_args.positive_number, default=3.0)
     matrix = add("matrix", cmd_matrix, "ping every VM pair and print who reaches whom")
     matrix.add_argument("--json", action="store_true")
-    matrix.add_argument("--timeout", type=_positive, default=3.0)
+    matrix.add_argument("--timeout", type=cli_args.positive_number, default=3.0)
     ex = add("exec", cmd_exec, "run a command in a VM's or hypervisor's namespace")
     ex.add_argument("node")
     ex.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _node_commands(add: AddCommand) -> None:
     av = add("add-vm", cmd_add_vm, "plug a new VM into a running lab")
     av.add_argument("vm")
     av.add_argument("--hypervisor", required=True)
@@ -181,10 +170,39 @@ def build_parser() -> argparse.ArgumentParser:
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
     add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")
     add("del-hypervisor", cmd_del_hv, "remove a hypervisor and its VMs").add_argument("hypervisor")
+
+
+def _controller_commands(add: AddCommand) -> None:
     ctl = add("controller", cmd_controller,
               "start, stop, kill (SIGKILL), restart the controller, or reload its policy")
     ctl.add_argument("action", choices=["start", "stop", "kill", "restart", "reload"])
-    ctl.add_argument("--timeout", type=_positive, default=30.0)
+    ctl.add_argument("--timeout", type=cli_args.positive_number, default=30.0)
+
+
+# The sub-command groups, in the order `dove-lab --help` lists them.
+_GROUPS: tuple[Callable[[AddCommand], None], ...] = (
+    _lifecycle_commands,
+    _probe_commands,
+    _node_commands,
+    _controller_commands,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", type=_lab_name, default=DEFAULT_LAB,
+                        help="lab name, 1-8 lowercase letters or digits (default: %(default)s)")
+    p = argparse.ArgumentParser(prog="dove-lab", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every command run")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Command, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    for group in _GROUPS:
+        group(add)
     return p
 
 

@@ -8,13 +8,13 @@ at the controller. Running it again with the same arguments changes nothing.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import socket
 import sys
 from dataclasses import dataclass
+from typing import Any
 
-from ovsdb_agent import contract
+from ovsdb_agent import cli_args, contract
 from ovsdb_agent.vswitch import OvsdbUnavailable, VSwitch
 
 LOG = logging.getLogger(__name__)
@@ -44,68 +44,87 @@ def _host(address: str) -> str:
 
 
 def join(vswitch: VSwitch, req: JoinRequest) -> None:
-    """Apply the join in one OVSDB transaction."""
+    """Apply the join: one OVSDB transaction sets the bridge, its controller, the manager and
+    this hypervisor's identity; a second one marks the rows the first one created."""
     api = vswitch.api
-    owned = {contract.OWNER: contract.OWNER_VALUE}
     managers = api.db_list_rows("Manager").execute(check_error=True)
-    stale_managers = [
-        row.uuid for row in managers
-        if row.external_ids.get(contract.OWNER) == contract.OWNER_VALUE
-        and row.target != req.manager_target
-    ]
-    have_manager = any(row.target == req.manager_target for row in managers)
-    # Re-setting an unchanged controller would drop and re-open the OpenFlow connection.
-    have_controller = api.br_exists(req.bridge).execute(check_error=True) and api.get_controller(
-        req.bridge).execute(check_error=True) == [req.controller_target]
+    have_controller = _has_controller(vswitch, req)
     with vswitch.transaction() as txn:
-        txn.add(api.add_br(req.bridge, may_exist=True, datapath_type=req.datapath_type))
-        txn.add(api.db_set("Bridge", req.bridge,
-                           ("datapath_type", req.datapath_type),
-                           ("fail_mode", "secure"),
-                           ("protocols", ["OpenFlow13", "OpenFlow15"]),
-                           ("other_config", {"disable-in-band": "true"}),
-                           ("external_ids", owned)))
-        if not have_controller:
-            txn.add(api.set_controller(req.bridge, [req.controller_target]))
-        for uuid in stale_managers:
-            txn.add(api.db_remove("Open_vSwitch", ".", "manager_options", uuid))
-            txn.add(api.db_destroy("Manager", uuid))
-        if not have_manager:
-            txn.add(api.add_manager(req.manager_target))
-        txn.add(api.db_set("Open_vSwitch", ".", ("external_ids", {
-            contract.HYPERVISOR: req.hypervisor,
-            contract.TEP_IP: req.tep_ip,
-            contract.DATAPATH_TYPE: req.datapath_type,
-        })))
-    # Second step: rows created above are now addressable. Out-of-band control because the
-    # controller is reached over the management network, never through br-int itself.
+        for command in (*_bridge_commands(vswitch, req, have_controller),
+                        *_manager_commands(vswitch, req, managers),
+                        _identity_command(vswitch, req)):
+            txn.add(command)
+    _mark_created_rows(vswitch, req)
+
+
+def _owned() -> dict[str, str]:
+    return {contract.OWNER: contract.OWNER_VALUE}
+
+
+def _has_controller(vswitch: VSwitch, req: JoinRequest) -> bool:
+    """Whether the bridge has our controller already: re-setting an unchanged controller
+    would drop and re-open the OpenFlow connection."""
+    api = vswitch.api
+    return bool(api.br_exists(req.bridge).execute(check_error=True) and api.get_controller(
+        req.bridge).execute(check_error=True) == [req.controller_target])
+
+
+def _bridge_commands(vswitch: VSwitch, req: JoinRequest, have_controller: bool) -> list[Any]:
+    api = vswitch.api
+    commands = [
+        api.add_br(req.bridge, may_exist=True, datapath_type=req.datapath_type),
+        api.db_set("Bridge", req.bridge,
+                   ("datapath_type", req.datapath_type),
+                   ("fail_mode", "secure"),
+                   ("protocols", ["OpenFlow13", "OpenFlow15"]),
+                   ("other_config", {"disable-in-band": "true"}),
+                   ("external_ids", _owned())),
+    ]
+    if not have_controller:
+        commands.append(api.set_controller(req.bridge, [req.controller_target]))
+    return commands
+
+
+def _manager_commands(vswitch: VSwitch, req: JoinRequest, managers: list[Any]) -> list[Any]:
+    """Our manager target, and away with the managers we set before for another target."""
+    api = vswitch.api
+    commands = []
+    for row in managers:
+        if (row.external_ids.get(contract.OWNER) == contract.OWNER_VALUE
+                and row.target != req.manager_target):
+            commands += [api.db_remove("Open_vSwitch", ".", "manager_options", row.uuid),
+                         api.db_destroy("Manager", row.uuid)]
+    if not any(row.target == req.manager_target for row in managers):
+        commands.append(api.add_manager(req.manager_target))
+    return commands
+
+
+def _identity_command(vswitch: VSwitch, req: JoinRequest) -> Any:
+    return vswitch.api.db_set("Open_vSwitch", ".", ("external_ids", {
+        contract.HYPERVISOR: req.hypervisor,
+        contract.TEP_IP: req.tep_ip,
+        contract.DATAPATH_TYPE: req.datapath_type,
+    }))
+
+
+def _mark_created_rows(vswitch: VSwitch, req: JoinRequest) -> None:
+    """Second step: rows created by the first are now addressable. Out-of-band control
+    because the controller is reached over the management network, never through br-int."""
+    api = vswitch.api
     bridge = api.db_find_rows("Bridge", ("name", "=", req.bridge)).execute(check_error=True)[0]
     manager = api.db_find_rows("Manager", ("target", "=", req.manager_target)).execute(
         check_error=True)[0]
     with vswitch.transaction() as txn:
         for ctl in bridge.controller:
             txn.add(api.db_set("Controller", ctl.uuid, ("connection_mode", "out-of-band")))
-        txn.add(api.db_set("Manager", manager.uuid, ("external_ids", owned)))
-
-
-def _ip(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
-    return int(text)
+        txn.add(api.db_set("Manager", manager.uuid, ("external_ids", _owned())))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dove-join", description=__doc__.splitlines()[0])
-    p.add_argument("--controller", required=True, type=_ip,
+    p.add_argument("--controller", required=True, type=cli_args.ip_address,
                    help="management address of the DOVE controller")
-    p.add_argument("--tep-ip", required=True, type=_ip,
+    p.add_argument("--tep-ip", required=True, type=cli_args.ip_address,
                    help="underlay address of this hypervisor's VXLAN tunnel endpoint")
     p.add_argument("--hypervisor", default=socket.gethostname(),
                    help="this hypervisor's name in the overlay (default: hostname)")
@@ -113,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="system on a real hypervisor, netdev for the userspace datapath")
     p.add_argument("--db", default=contract.DEFAULT_DB, help="OVSDB server (default: %(default)s)")
     p.add_argument("--bridge", default=contract.INTEGRATION_BRIDGE)
-    p.add_argument("--ofp-port", type=_port, default=contract.OFP_PORT)
-    p.add_argument("--ovsdb-port", type=_port, default=contract.OVSDB_PORT)
+    p.add_argument("--ofp-port", type=cli_args.tcp_port, default=contract.OFP_PORT)
+    p.add_argument("--ovsdb-port", type=cli_args.tcp_port, default=contract.OVSDB_PORT)
     return p
 
 

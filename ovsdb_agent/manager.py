@@ -44,40 +44,40 @@ _WAKER = -2
 
 # --- one hypervisor connection --------------------------------------------------------------
 
-class _HypervisorLog(logging.LoggerAdapter[logging.Logger]):
+class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes messages with the hypervisor in operator terms: "OVSDB of hv2 (tcp:...)"."""
 
-    def __init__(self, hv: _Hypervisor) -> None:
+    def __init__(self, conn: _OvsdbConnection) -> None:
         super().__init__(LOG, {})
-        self.hv = hv
+        self.conn = conn
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
-        extra = {"hypervisor": self.hv.name, "ovsdb_conn": self.hv.conn}
-        return f"OVSDB of {self.hv.who}: {msg}", {**kwargs, "extra": extra}
+        extra = {"hypervisor": self.conn.hypervisor, "ovsdb_conn": self.conn.peer}
+        return f"OVSDB of {self.conn.who}: {msg}", {**kwargs, "extra": extra}
 
 
 @dataclass(eq=False)
-class _Hypervisor:
+class _OvsdbConnection:
     """The manager thread's state for one accepted connection."""
 
     party: int
-    conn: str
+    peer: str  # the connection's name in logs and reports (their `conn`): tcp:IP:PORT
     idl: Any
-    name: str | None = None
+    hypervisor: str | None = None  # the name it reports (Open_vSwitch external_ids)
     report: HypervisorReport | None = None
     seen_seqno: int = 0  # idl.change_seqno at the last report
     snapshots: Snapshots = field(init=False)
-    log: _HypervisorLog = field(init=False)
+    log: _ConnectionLog = field(init=False)
     tunnels: TunnelWriter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.log = _HypervisorLog(self)
+        self.log = _ConnectionLog(self)
         self.tunnels = TunnelWriter(self.log)
-        self.snapshots = Snapshots(self.conn)
+        self.snapshots = Snapshots(self.peer)
 
     @property
     def who(self) -> str:
-        return f"{self.name} ({self.conn})" if self.name else self.conn
+        return f"{self.hypervisor} ({self.peer})" if self.hypervisor else self.peer
 
     @property
     def session(self) -> Any:
@@ -109,7 +109,7 @@ class OvsdbManager:
         self._waker: Waker | None = None  # callers wake() it; the thread waits for it
         # Everything below belongs to the manager thread once start() returns.
         self._desired: dict[str, dict[str, TunnelSpec]] = {}  # sticky, by hypervisor name
-        self._hvs: dict[int, _Hypervisor] = {}
+        self._conns: dict[int, _OvsdbConnection] = {}
         self._election = WriterElection(self._wake_soon)  # by the names connections report
         self._parties = itertools.count(1)
         self._txn_ids = itertools.count(1)
@@ -177,8 +177,8 @@ class OvsdbManager:
                 self._round(self._reactor.poll())
         except Exception:
             LOG.exception("OVSDB manager failed; hypervisors' OVSDB is no longer served")
-            for hv in list(self._hvs.values()):
-                self._drop(hv, "OVSDB manager failed")
+            for conn in list(self._conns.values()):
+                self._drop(conn, "OVSDB manager failed")
         finally:
             self._close_all()
 
@@ -191,9 +191,9 @@ class OvsdbManager:
         if _LISTENER in ready:
             ready |= self._accept()
         for party in ready:
-            hv = self._hvs.get(party)
-            if hv is not None:
-                self._service(hv)
+            conn = self._conns.get(party)
+            if conn is not None:
+                self._service(conn)
 
     def _take_desired(self) -> set[int]:
         with self._lock:
@@ -207,7 +207,7 @@ class OvsdbManager:
             changed = None if before is None else {
                 n for n in before.keys() | desired.keys() if before.get(n) != desired.get(n)}
             for party in self._election.parties(name):
-                self._hvs[party].tunnels.retry_now(changed)
+                self._conns[party].tunnels.retry_now(changed)
                 touched.add(party)
         return touched
 
@@ -227,56 +227,56 @@ class OvsdbManager:
     def _adopt(self, stream: Any) -> int:
         party = next(self._parties)
         try:
-            conn = peer_name(stream.socket, party)
+            peer = peer_name(stream.socket, party)
         except OSError:  # the peer left already; the IDL notices and drops it
-            conn = f"{self.listen}#{party}"
-        idl = adopt_stream(stream, conn, self._schema_json, self._probe_interval_ms)
-        self._hvs[party] = _Hypervisor(party, conn, idl)
-        LOG.debug("OVSDB connection %s accepted on %s", conn, self.listen)
+            peer = f"{self.listen}#{party}"
+        idl = adopt_stream(stream, peer, self._schema_json, self._probe_interval_ms)
+        self._conns[party] = _OvsdbConnection(party, peer, idl)
+        LOG.debug("OVSDB connection %s accepted on %s", peer, self.listen)
         return party
 
-    def _service(self, hv: _Hypervisor) -> None:
+    def _service(self, conn: _OvsdbConnection) -> None:
         try:
-            probe_due = probe_expired(hv.session)
-            rpc = hv.session.rpc
-            hv.idl.run()
-            if not hv.session.is_alive():
-                self._drop(hv, disconnect_reason(rpc, probe_due))
+            probe_due = probe_expired(conn.session)
+            rpc = conn.session.rpc
+            conn.idl.run()
+            if not conn.session.is_alive():
+                self._drop(conn, disconnect_reason(rpc, probe_due))
                 return
-            self._check_txn(hv)
-            self._report(hv)
-            self._reconcile(hv)
-            self._arm(hv)
+            self._check_txn(conn)
+            self._report(conn)
+            self._reconcile(conn)
+            self._arm(conn)
         except Exception:
-            hv.log.exception("internal error, dropping the connection")
-            self._drop(hv, "internal error in the OVSDB manager")
+            conn.log.exception("internal error, dropping the connection")
+            self._drop(conn, "internal error in the OVSDB manager")
 
-    def _arm(self, hv: _Hypervisor) -> None:
+    def _arm(self, conn: _OvsdbConnection) -> None:
         assert self._reactor is not None
         wants = Wants()
-        hv.idl.wait(wants)
-        hv.tunnels.wait(wants)  # the end of a backoff after a failed transaction
-        self._reactor.arm(hv.party, wants)
+        conn.idl.wait(wants)
+        conn.tunnels.wait(wants)  # the end of a backoff after a failed transaction
+        self._reactor.arm(conn.party, wants)
 
-    def _drop(self, hv: _Hypervisor, reason: str) -> None:
+    def _drop(self, conn: _OvsdbConnection, reason: str) -> None:
         assert self._reactor is not None
-        if self._hvs.pop(hv.party, None) is None:
+        if self._conns.pop(conn.party, None) is None:
             return
-        self._reactor.forget(hv.party)  # before the socket closes: its number may be reused
-        self._election.leave(hv.name, hv.party)
-        hv.idl.close()
-        if hv.report is None:
-            LOG.info("OVSDB connection %s closed before its first report: %s", hv.conn, reason)
+        self._reactor.forget(conn.party)  # before the socket closes: its number may be reused
+        self._election.leave(conn.hypervisor, conn.party)
+        conn.idl.close()
+        if conn.report is None:
+            LOG.info("OVSDB connection %s closed before its first report: %s", conn.peer, reason)
             return
-        hv.log.info("disconnected: %s", reason)
-        self._emit(self._on_disconnect, hv.conn)
+        conn.log.info("disconnected: %s", reason)
+        self._emit(self._on_disconnect, conn.peer)
 
     def _close_all(self) -> None:
-        for hv in list(self._hvs.values()):
+        for conn in list(self._conns.values()):
             if self._reactor is not None:
-                self._reactor.forget(hv.party)
-            hv.idl.close()
-        self._hvs.clear()
+                self._reactor.forget(conn.party)
+            conn.idl.close()
+        self._conns.clear()
         self._election.clear()
         if self._listener is not None:
             self._listener.close()  # removes our socket file
@@ -294,60 +294,60 @@ class OvsdbManager:
 
     # -- reports
 
-    def _report(self, hv: _Hypervisor) -> None:
+    def _report(self, conn: _OvsdbConnection) -> None:
         """At most one report per connection and round, only after a change."""
-        idl = hv.idl
-        if idl.change_seqno == hv.seen_seqno or not idl.has_ever_connected():
+        idl = conn.idl
+        if idl.change_seqno == conn.seen_seqno or not idl.has_ever_connected():
             return
-        hv.seen_seqno = idl.change_seqno
+        conn.seen_seqno = idl.change_seqno
         changes = idl.take_changes()
-        names = touched_tunnels(changes, self._desired.get(hv.name or "", {}))
+        names = touched_tunnels(changes, self._desired.get(conn.hypervisor or "", {}))
         if names is None or names:  # a VM port coming or going touches none: no re-plan
-            hv.tunnels.look(names)
-        report = hv.snapshots.take(idl, changes)
-        first = hv.report is None
-        self._track_name(hv, report.name)
+            conn.tunnels.look(names)
+        report = conn.snapshots.take(idl, changes)
+        first = conn.report is None
+        self._track_name(conn, report.name)
         if first:
-            self._log_connected(hv, report)
-        if report != hv.report:  # a change in columns no report shows is not news
-            hv.report = report
+            self._log_connected(conn, report)
+        if report != conn.report:  # a change in columns no report shows is not news
+            conn.report = report
             self._emit(self._on_report, report)
 
-    def _log_connected(self, hv: _Hypervisor, report: HypervisorReport) -> None:
+    def _log_connected(self, conn: _OvsdbConnection, report: HypervisorReport) -> None:
         if report.name is None:
-            hv.log.warning("connected, but has no %s in Open_vSwitch external_ids (dove-join "
-                           "not run?); reported, never written to", contract.HYPERVISOR)
+            conn.log.warning("connected, but has no %s in Open_vSwitch external_ids (dove-join "
+                             "not run?); reported, never written to", contract.HYPERVISOR)
         else:
-            hv.log.info("connected (TEP %s, %d ports on %s)", report.tep_ip, len(report.ports),
-                        contract.INTEGRATION_BRIDGE)
+            conn.log.info("connected (TEP %s, %d ports on %s)", report.tep_ip,
+                          len(report.ports), contract.INTEGRATION_BRIDGE)
 
-    def _track_name(self, hv: _Hypervisor, name: str | None) -> None:
-        if name == hv.name:
+    def _track_name(self, conn: _OvsdbConnection, name: str | None) -> None:
+        if name == conn.hypervisor:
             return
-        self._election.leave(hv.name, hv.party)
-        hv.name = name
+        self._election.leave(conn.hypervisor, conn.party)
+        conn.hypervisor = name
         if name is None:
             return
-        others = self._election.join(name, hv.party, hv.tunnels)
+        others = self._election.join(name, conn.party, conn.tunnels)
         if others:
-            hv.log.warning("%s also reports this name; tunnel writes go through the newest "
-                           "connection only", ", ".join(self._hvs[p].conn for p in others))
+            conn.log.warning("%s also reports this name; tunnel writes go through the newest "
+                             "connection only", ", ".join(self._conns[p].peer for p in others))
 
     # -- tunnel writes
 
-    def _reconcile(self, hv: _Hypervisor) -> None:
-        if not (hv.tunnels.due() and hv.monitoring and hv.name is not None
-                and self._election.is_writer(hv.name, hv.party)):
+    def _reconcile(self, conn: _OvsdbConnection) -> None:
+        if not (conn.tunnels.due() and conn.monitoring and conn.hypervisor is not None
+                and self._election.is_writer(conn.hypervisor, conn.party)):
             return
-        desired = self._desired.get(hv.name)
+        desired = self._desired.get(conn.hypervisor)
         if desired is None:  # the controller has not spoken: leave every port as it is
             return
-        hv.tunnels.write(hv.idl, hv.name, desired, self._txn_ids)
-        self._check_txn(hv)
+        conn.tunnels.write(conn.idl, conn.hypervisor, desired, self._txn_ids)
+        self._check_txn(conn)
 
-    def _check_txn(self, hv: _Hypervisor) -> None:
-        if hv.tunnels.finish():
-            self._election.txn_finished(hv.name, hv.party)
+    def _check_txn(self, conn: _OvsdbConnection) -> None:
+        if conn.tunnels.finish():
+            self._election.txn_finished(conn.hypervisor, conn.party)
 
 
 def touched_tunnels(changes: Changes | None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import errno
-import ipaddress
 import logging
 import logging.handlers
 import os
@@ -21,47 +20,25 @@ import sys
 import threading
 from typing import Any
 
+from ovsdb_agent import cli_args
 from ryu_dove.policy import check_policy, load_policy
 
 LOG = logging.getLogger("ryu_dove.controller")
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
-    return int(text)
-
-
-def _address(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dove-controller", description=__doc__.splitlines()[0])
     p.add_argument("--policy", required=True, action="append",
                    help="policy file or directory (repeatable)")
-    p.add_argument("--listen", type=_address, default="0.0.0.0",
+    p.add_argument("--listen", type=cli_args.ip_address, default="0.0.0.0",
                    help="management address to listen on (default: all)")
-    p.add_argument("--ofp-port", type=_port, default=6653, help="OpenFlow port (6653)")
-    p.add_argument("--ovsdb-port", type=_port, default=6640,
+    p.add_argument("--ofp-port", type=cli_args.tcp_port, default=6653, help="OpenFlow port (6653)")
+    p.add_argument("--ovsdb-port", type=cli_args.tcp_port, default=6640,
                    help="port the hypervisors' OVSDB servers connect to (6640)")
-    p.add_argument("--api-port", type=_port, default=8080, help="REST API port (8080)")
-    p.add_argument("--startup-grace", type=_seconds, default=1.0,
+    p.add_argument("--api-port", type=cli_args.tcp_port, default=8080, help="REST API port (8080)")
+    p.add_argument("--startup-grace", type=cli_args.seconds, default=1.0,
                    help="seconds after start before any switch is changed (1)")
-    p.add_argument("--hold-down", type=_seconds, default=15.0,
+    p.add_argument("--hold-down", type=cli_args.seconds, default=15.0,
                    help="seconds a vanished hypervisor keeps its endpoints (15)")
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

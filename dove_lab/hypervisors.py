@@ -1,0 +1,65 @@
+"""A lab's hypervisors: their addresses and OVS, and the underlay tunnels between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dove_lab import baseline, nodes
+from dove_lab.errors import LabError
+from dove_lab.naming import Addressing
+from dove_lab.ovs_instance import OvsInstance, alive, read_pid
+from dove_lab.state import HypervisorState, LabState
+from dove_lab.topology import MAX_HYPERVISORS
+
+
+def ovs_of(hv: HypervisorState) -> OvsInstance:
+    return OvsInstance(hv.netns, Path(hv.ovs_dir))
+
+
+def ovs_running(hv: HypervisorState) -> bool:
+    ovs = ovs_of(hv)
+    pids = [read_pid(ovs.pidfile(d)) for d in ("ovsdb-server", "ovs-vswitchd")]
+    return all(p is not None and alive(p) for p in pids)
+
+
+def check_new(state: LabState, name: str) -> None:
+    """Raise LabError if the lab cannot take a hypervisor of that (well-formed) name."""
+    if name in state.hypervisors or name in state.vms:
+        raise LabError(f"lab {state.name!r} has a node named {name!r} already")
+    if len(state.hypervisors) >= MAX_HYPERVISORS:
+        raise LabError(f"a lab holds at most {MAX_HYPERVISORS} hypervisors")
+
+
+def add(state: LabState, name: str) -> HypervisorState:
+    """Record a hypervisor in the lab's state, then create its namespace and OVS."""
+    addr = Addressing(state.slot)
+    index = state.free_hv_index()
+    hv = HypervisorState(name=name, index=index, netns=state.names.netns(name),
+                         tep_ip=addr.tep_ip(index), mgmt_ip=addr.hv_mgmt_ip(index),
+                         ovs_dir=str(state.dir / "hv" / name))
+    state.hypervisors[name] = hv
+    state.save()
+    nodes.create_hypervisor(state.names, addr, hv, controller=state.controller)
+    return hv
+
+
+def remove(state: LabState, hv: HypervisorState) -> list[str]:
+    """Remove a hypervisor and the VMs on it from the host and the state; returns those VMs."""
+    gone = [vm.name for vm in state.vms.values() if vm.hypervisor == hv.name]
+    for vm_name in gone:
+        nodes.delete_vm(state.vms.pop(vm_name), None)
+    nodes.delete_hypervisor(state.names, hv)
+    del state.hypervisors[hv.name]
+    state.save()
+    return gone
+
+
+def wire_tunnels(state: LabState) -> None:
+    """Underlay ARP for every TEP, and in baseline mode the full tunnel mesh."""
+    for hv in state.hypervisors.values():
+        peers = [p for p in state.hypervisors.values() if p.name != hv.name]
+        ovs = ovs_of(hv)
+        nodes.warm_tunnel_neighbours(ovs, [(p.tep_ip, Addressing.tep_mac(p.index))
+                                           for p in peers])
+        if not state.controller:
+            baseline.program_mesh(ovs, {p.name: p.tep_ip for p in peers})
