@@ -9,6 +9,7 @@ cookie, and flows without the ownership byte are recognised as foreign.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -21,9 +22,15 @@ IN_PORT = 0xFFFFFFF8  # OFPP_IN_PORT: send back where it came from
 
 MatchValue = int | str | tuple[int, int] | tuple[str, str]  # value or (value, mask)
 
+# ct_state bits, as OVS numbers them (ovs-fields(7)); match them with ct_state("+trk+est").
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+CT_FLAGS: Mapping[str, int] = {"new": CT_NEW, "est": CT_EST, "rel": CT_REL, "rpl": CT_RPL,
+                               "inv": CT_INV, "trk": CT_TRK}
 
-# The actions' reprs are written out, in exactly the text dataclasses would generate: a
-# cookie hashes them (so the text must never change), and the generated ones cost 1-2 us each.
+
+# The actions' reprs are written out, in exactly the text dataclasses would generate (but for
+# Ct's stage, see there): a cookie hashes them (so the text must never change), and the
+# generated ones cost 1-2 us each.
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Output:
@@ -54,7 +61,53 @@ class Move:
         return f"Move(src={self.src!r}, dst={self.dst!r}, n_bits={self.n_bits!r})"
 
 
-Action = Output | SetField | Move
+@dataclass(frozen=True, slots=True, repr=False)
+class Ct:
+    """Run the packet through conntrack (Nicira ct) in a zone: a constant, or the low 16 bits
+    of a register ("reg3", as zone=NXM_NX_REG3[0..15]). commit stores the connection; table
+    recirculates a tracked copy into that stage while the original goes on untracked."""
+
+    commit: bool = False
+    zone: int | str = 0
+    table: Stage | None = None
+
+    def __repr__(self) -> str:
+        # The stage by name: an Enum's repr embeds its StageSpec, whose frozenset prints in a
+        # hash-seeded order, so the cookie would change from one run to the next.
+        table = None if self.table is None else f"Stage.{self.table.name}"
+        return f"Ct(commit={self.commit!r}, zone={self.zone!r}, table={table})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class DecTtl:
+    """Decrement the IPv4 TTL or IPv6 hop limit; at 0 or 1 the switch stops the packet."""
+
+    def __repr__(self) -> str:
+        return "DecTtl()"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Meter:
+    """Pass the packet through a meter first (an OpenFlow 1.3 meter instruction)."""
+
+    meter_id: int
+
+    def __repr__(self) -> str:
+        return f"Meter(meter_id={self.meter_id!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Controller:
+    """Send the packet to the controller (output to OFPP_CONTROLLER), max_len bytes of it."""
+
+    max_len: int = 0xFFE5  # OFPCML_MAX
+    reason: str = "action"
+
+    def __repr__(self) -> str:
+        return f"Controller(max_len={self.max_len!r}, reason={self.reason!r})"
+
+
+Action = Output | SetField | Move | Ct | DecTtl | Meter | Controller
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +131,7 @@ class Flow:
 
     def describe(self) -> str:
         """One line in the spirit of ovs-ofctl, with stage names, for logs and tests."""
-        m = ",".join(f"{k}={_fmt(v)}" for k, v in self.match)
+        m = ",".join(f"{k}={_fmt_match(k, v)}" for k, v in self.match)
         acts = [_fmt_action(a) for a in self.actions]
         if self.goto is not None:
             acts.append(f"goto:{self.goto.name.lower()}")
@@ -93,6 +146,22 @@ def flow(stage: Stage, priority: int, match: Mapping[str, MatchValue] | None = N
          actions: Iterable[Action] = (), goto: Stage | None = None) -> Flow:
     """Build a flow with its match in canonical (sorted) order."""
     return Flow(stage, priority, tuple(sorted((match or {}).items())), tuple(actions), goto)
+
+
+def ct_state(flags: str) -> tuple[int, int]:
+    """The (value, mask) of an OVS-style ct_state match: "+trk+est-rel" sets trk and est and
+    clears rel; flags not named are wildcarded."""
+    parts = re.findall(r"([+-])([a-z]+)", flags)
+    if not parts or "".join(sign + name for sign, name in parts) != flags:
+        raise ValueError(f"ct_state flags look like '+trk-new', not {flags!r}")
+    value = mask = 0
+    for sign, name in parts:
+        bit = CT_FLAGS.get(name)
+        if bit is None:
+            raise ValueError(f"unknown ct_state flag {name!r} (known: {', '.join(CT_FLAGS)})")
+        mask |= bit
+        value |= bit if sign == "+" else 0
+    return value, mask
 
 
 def _cookie(f: Flow) -> int:
@@ -117,6 +186,10 @@ def check_flow(f: Flow) -> None:
         raise FlowError(f"{f.stage.name} does not match on {sorted(extra)}: {f.describe()}")
     if f.goto is not None and f.goto not in allowed_next(f.stage):
         raise FlowError(f"{f.stage.name} may not go to {f.goto.name}: {f.describe()}")
+    for a in f.actions:  # recirculation is a jump too: the same stages as goto
+        if isinstance(a, Ct) and a.table is not None and a.table not in allowed_next(f.stage):
+            raise FlowError(f"{f.stage.name} may not recirculate to {a.table.name}: "
+                            f"{f.describe()}")
 
 
 def _fmt(v: MatchValue) -> str:
@@ -125,9 +198,46 @@ def _fmt(v: MatchValue) -> str:
     return hex(v) if isinstance(v, int) and v > 0xFFFF else str(v)
 
 
+def _fmt_match(name: str, v: MatchValue) -> str:
+    if name == "ct_state":  # as ovs-ofctl prints it: +est+trk, flags in bit order
+        value, mask = v if isinstance(v, tuple) else (v, 0xFFFFFFFF)
+        known = sum(CT_FLAGS.values())
+        if isinstance(value, int) and isinstance(mask, int) and mask and not mask & ~known:
+            return "".join(("+" if value & bit else "-") + flag
+                           for flag, bit in sorted(CT_FLAGS.items(), key=lambda kv: kv[1])
+                           if mask & bit)
+    return _fmt(v)
+
+
 def _fmt_action(a: Action) -> str:
     if isinstance(a, Output):
         return "in_port" if a.port == IN_PORT else f"output:{a.port}"
     if isinstance(a, SetField):
         return f"set:{a.field}={a.value}"
+    if isinstance(a, Ct):
+        return _fmt_ct(a)
+    if isinstance(a, DecTtl):
+        return "dec_ttl"
+    if isinstance(a, Meter):
+        return f"meter:{a.meter_id}"
+    if isinstance(a, Controller):
+        return _fmt_controller(a)
     return f"move:{a.src}->{a.dst}"
+
+
+def _fmt_ct(a: Ct) -> str:
+    opts = ["commit"] if a.commit else []
+    if isinstance(a.zone, str):
+        opts.append(f"zone={a.zone}[0..15]")
+    elif a.zone:
+        opts.append(f"zone={a.zone}")
+    if a.table is not None:
+        opts.append(f"table={a.table.name.lower()}")
+    return f"ct({','.join(opts)})" if opts else "ct"
+
+
+def _fmt_controller(a: Controller) -> str:
+    opts = [f"reason={a.reason}"] if a.reason != "action" else []
+    if a.max_len != 0xFFE5:
+        opts.append(f"max_len={a.max_len}")
+    return f"controller({','.join(opts)})" if opts else "controller"
