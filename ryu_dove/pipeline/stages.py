@@ -3,6 +3,13 @@
 Tables are numbered from this declaration only; flows, tests, logs and docs/pipeline.md
 speak stage names. Each stage lists the match fields its flows may use and the stages it may
 jump to, and every computed flow is checked against that (ryu_dove.pipeline.flows.check_flow).
+
+Stage names (decided before routing lands; docs/pipeline.md): `IN_*` stages run where the
+packet entered br-int and decide where it goes and whether it may (classification, port
+security, the ARP/ND responders, routing, policy, L2 lookup); `OUT_*` stages run once the
+destination is decided and only deliver it (the tunnel to a remote hypervisor; later a local
+egress stage). The rest of the name is the job, OVN-style (`in_l3_route`, `in_acl`).
+Tables go up in tens so a stage can be inserted between two without renumbering.
 """
 
 from __future__ import annotations
