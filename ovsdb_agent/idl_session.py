@@ -30,7 +30,8 @@ COLUMNS = {
 
 def idl_schema_json(path: str) -> Any:
     """The vswitch schema cut down to COLUMNS, as JSON. Each connection's IDL needs its own
-    schema objects; building them from this takes ~0.1 ms instead of ~5 ms for the whole."""
+    schema objects, and building them from the cut-down schema is far cheaper than from the
+    whole (docs/benchmarks.md)."""
     helper = ovs.db.idl.SchemaHelper(location=path)
     for table, columns in COLUMNS.items():
         helper.register_columns(table, columns)
@@ -45,7 +46,8 @@ Changes = dict[str, dict[Any, Any]]  # table name -> row uuid -> the row (delete
 class TrackingIdl(ovs.db.idl.Idl):  # type: ignore[misc]
     """An Idl that remembers which rows changed (python-ovs calls notify() for each), so a
     report can be rebuilt from them: a hypervisor holds a tunnel port per other hypervisor,
-    and reading a thousand rows back took 54 ms for every VM plugged."""
+    and reading every row back for every VM plugged was the manager's largest cost
+    (docs/benchmarks.md, the OVSDB side)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -38,9 +38,9 @@ def snapshot(conn: str, idl: Any) -> HypervisorReport:
 class Snapshots:
     """One connection's reports, each rebuilt from the rows that changed since the last.
 
-    Work per report is in proportion to the rows that changed, not to br-int's ports: a
-    port plugged on a hypervisor with a thousand tunnel ports cost 2-3 ms when the bridge's
-    port set was re-read and re-sorted on every change (python-ovs uuids hash in Python).
+    Work per report is in proportion to the rows that changed, not to br-int's ports:
+    re-reading and re-sorting the bridge's port set on every change made each VM port cost
+    in proportion to the tunnel ports (python-ovs uuids hash in Python; docs/benchmarks.md).
     A Port on br-int is recognised by its row being created or deleted (Port and Interface
     rows are not roots: they exist only while referenced, so joining or leaving a bridge
     creates or deletes them) and checked against the Bridge's `ports` Datum in O(1).
@@ -126,8 +126,8 @@ def _holds(row: Any, column: str, uuid: Any) -> bool:
 
 def referenced_uuids(row: Any, column: str) -> frozenset[Any]:
     """The uuids a reference column holds. Read from python-ovs's Datum when it has one: the
-    Row attribute builds a Row per reference (4.8 ms for br-int's thousand ports, on every
-    port plugged; 0.1 ms this way). The attribute is the fallback."""
+    Row attribute builds a Row per reference, for br-int's thousand ports on every port
+    plugged (docs/benchmarks.md). The attribute is the fallback."""
     try:
         return frozenset(atom.value for atom in row._data[column].values)
     except (AttributeError, KeyError, TypeError):

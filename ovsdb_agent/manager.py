@@ -354,8 +354,8 @@ def touched_tunnels(changes: Changes | None,
                     desired: Mapping[str, TunnelSpec]) -> set[str] | None:
     """The names of changed rows that matter to the owned tunnel ports: ours, or in the way
     of one we want (its name taken); None: look at all (the first report, or a row that
-    cannot be read). Planning every port of br-int takes ~100 ms with a thousand tunnels,
-    so a VM port coming or going must not cause it."""
+    cannot be read). Planning every port of br-int is slow with a thousand tunnels
+    (docs/benchmarks.md, the OVSDB side), so a VM port coming or going must not cause it."""
     if changes is None:
         return None
     names: set[str] = set()

@@ -54,8 +54,9 @@ def plan_tunnels(idl: Any, desired: Mapping[str, TunnelSpec],
     """None while br-int does not exist; ports without our mark are only ever read.
 
     `only`: look at these port names alone (what changed: in the desired set, in the
-    database, in our last transaction) instead of every port of br-int, which takes ~100 ms
-    with a thousand tunnels; a hypervisor joining changes one name on every other one."""
+    database, in our last transaction) instead of every port of br-int, which is slow with
+    a thousand tunnels (docs/benchmarks.md); a hypervisor joining changes one name on every
+    other one."""
     bridge = integration_bridge(idl)
     if bridge is None:
         return None

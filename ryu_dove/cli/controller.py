@@ -78,7 +78,7 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
 
 def _setup_logging(args: argparse.Namespace) -> logging.handlers.QueueListener:
     """Log through a queue: the engine thread formats a record and goes on; a listener thread
-    writes it. A slow disk (a flush was seen to take 20 ms here) must not stall the engine."""
+    writes it. A slow disk (a flush per line) must not stall the engine."""
     handler: logging.Handler = (logging.FileHandler(args.log_file) if args.log_file
                                 else logging.StreamHandler())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

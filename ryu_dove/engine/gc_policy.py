@@ -1,9 +1,9 @@
 """When the engine's heap is frozen out of the garbage collector, and when it is swept.
 
-At a thousand switches the controller holds ~2 million long-lived objects (flows, parts,
-reconciler state). CPython's full collection walks all of them: 0.7-1.2 s with every
-thread stopped, about once per few thousand endpoint events, which alone puts the event
-latency p99 over 100 ms (docs/benchmarks.md). Nearly all of that heap is built by a few big
+At a thousand switches the controller holds millions of long-lived objects (flows, parts,
+reconciler state). CPython's full collection walks all of them with every thread stopped,
+long enough on its own to break the event latency target (figures: docs/benchmarks.md,
+"The heap frozen after every batch"). Nearly all of that heap is built by a few big
 batches (the first synchronisation, a policy reload, switches reconnecting) and then lives
 until the next one.
 
@@ -11,9 +11,8 @@ So the heap is frozen (`gc.freeze()`, a constant-time list splice: the objects m
 generation the collector never walks; reference counting still frees whatever becomes
 unreachable) after every batch that did something. The collector then still collects
 young objects as they come (within a batch), but a full collection only walks what the
-current batch promoted. First tried: freezing only after long batches or every 10 s; with
-the heap growing by each event's flows, full collections of what had been promoted since
-still took ~100 ms each, 21 of them in one scale run.
+current batch promoted. Freezing only after long batches or on a timer was tried first and
+left full collections of everything promoted since (docs/benchmarks.md).
 
 What freezing cannot free is a reference cycle that becomes garbage after it was frozen. The
 engine's data holds none by design: after cold start and 6,000 endpoint events at 1,000

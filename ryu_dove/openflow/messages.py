@@ -1,12 +1,13 @@
 """Every OpenFlow 1.3 message the controller sends, packed with struct: flow-mods, bundles,
 barrier, the handshake (HELLO, FEATURES_REQUEST, HELLO_FAILED), echo, and the flow dump.
 
-Why by hand: os-ken's message classes take ~75 us to build and serialize one flow-mod
-(generic field tables, address parsing through several layers). The controller encodes every
+Why by hand: os-ken's message classes are an order of magnitude slower at building and
+serializing a flow-mod (generic field tables, address parsing through several layers;
+figures in docs/benchmarks.md). The controller encodes every
 distinct flow once (its cookie is a hash of its whole content, ryu_dove.pipeline.flows, so the
 bytes for a cookie are the same on every switch; only the xid differs), but at a thousand
 hypervisors that is still hundreds of thousands of flows, so the few match fields and actions
-the pipeline uses are packed directly (~6 us). A field or action this module does not know
+the pipeline uses are packed directly. A field or action this module does not know
 raises EncodeError. The bytes are identical to os-ken's, field order included:
 tests/unit/test_wire.py checks every flow the compiler can produce, and every other message
 here, against os-ken's classes (tests/fakes/osken_reference.py). os-ken still parses what

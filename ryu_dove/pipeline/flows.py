@@ -30,7 +30,7 @@ CT_FLAGS: Mapping[str, int] = {"new": CT_NEW, "est": CT_EST, "rel": CT_REL, "rpl
 
 # The actions' reprs are written out, in exactly the text dataclasses would generate (but for
 # Ct's stage, see there): a cookie hashes them (so the text must never change), and the
-# generated ones cost 1-2 us each.
+# generated ones are several times slower (docs/benchmarks.md, cookie hashing).
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Output:
