@@ -4,10 +4,10 @@ A report is a whole snapshot, and at a thousand hypervisors it holds a tunnel po
 hypervisor: scanning every port's external_ids on every report was the engine's largest
 single cost per endpoint event (docs/benchmarks.md, "Report ports by identity"). Reports
 list ports in name order and the OVSDB manager reuses the PortInfo of every row that did not
-change (ovsdb_agent/idl_snapshot), so the part of a report that differs from the last one
-is found by comparing the two tuples (in C, identical objects compare at once; a binary
-search finds the common head and tail), and only the ports in between are classified. The tunnel-derived values are
-rebuilt only when a tunnel port is among them.
+change (ovsdb_agent/idl_snapshot), so the part of a report that differs from the last one is
+found by comparing the two tuples (in C, identical objects compare at once; a binary search
+finds the common head and tail), and only the ports in between are classified. The tunnel-
+derived values are rebuilt only when a tunnel port is among them.
 """
 
 from __future__ import annotations
