@@ -36,7 +36,7 @@ How it is measured (decisions)
   named `dove-<lab>.<vm>` like the lab's own, so `Lab.down()` removes them (it deletes every
   namespace with the lab's prefix; their veths go with them). The benchmark checks after
   `down` that nothing with the lab's prefix is left.
-- Reachability: raw ICMP from inside each VM namespace (benchmarks/probe_icmp.py): one echo
+- Reachability: raw ICMP from inside each VM namespace (benchmarks/probe_icmp/): one echo
   per still-unanswered pair every 20 ms; a pair counts at its first reply, and only a reply
   with the pair's ICMP id and one of its sequence numbers, from the destination's IP *and*
   MAC (seen on an AF_PACKET socket, kernel receive timestamps). VMs retransmit ARP every

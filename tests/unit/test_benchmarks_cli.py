@@ -8,6 +8,7 @@ import re
 import pytest
 
 from benchmarks import common, dataplane
+from benchmarks.dataplane import quiet
 from dove_lab.lab import Lab
 from dove_lab.state import VmState
 
@@ -196,22 +197,22 @@ def test_report_and_human_summary():
 
 
 def test_background_quiet_machine(monkeypatch):
-    monkeypatch.setattr(dataplane, "other_labs", lambda mine=(): [])
-    monkeypatch.setattr(dataplane, "machine_busy_pct", lambda interval=1.0: 3.0)
+    monkeypatch.setattr(quiet, "other_labs", lambda mine=(): [])
+    monkeypatch.setattr(quiet, "machine_busy_pct", lambda interval=1.0: 3.0)
     said: list[str] = []
-    assert dataplane.background(0.0, said.append) == {
+    assert quiet.background(0.0, said.append) == {
         "busy_pct_before": 3.0, "other_labs_before": [], "quiet": True}
     assert said == []
 
 
 def test_background_busy_machine_warns_after_waiting(monkeypatch):
     busy = iter([50.0, 40.0, 30.0])
-    monkeypatch.setattr(dataplane, "other_labs", lambda mine=(): ["t1a2b3c"])
-    monkeypatch.setattr(dataplane, "machine_busy_pct", lambda interval=1.0: next(busy))
+    monkeypatch.setattr(quiet, "other_labs", lambda mine=(): ["t1a2b3c"])
+    monkeypatch.setattr(quiet, "machine_busy_pct", lambda interval=1.0: next(busy))
     clock = iter([0.0, 1.0, 2.0, 3.0, 4.0])
-    monkeypatch.setattr(dataplane.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(quiet.time, "monotonic", lambda: next(clock))
     said: list[str] = []
-    load = dataplane.background(2.5, said.append)
+    load = quiet.background(2.5, said.append)
     assert load["quiet"] is False and load["other_labs_before"] == ["t1a2b3c"]
     assert said[0].startswith("waiting up to 2 s") and said[-1].startswith("WARNING")
 

@@ -1,6 +1,6 @@
 """The benchmark's fake switches against os-ken's own encoder and parser.
 
-benchmarks/fake_fleet.py hand-parses OpenFlow with struct for speed; these tests hold it to
+benchmarks/fake_fleet hand-parses OpenFlow with struct for speed; these tests hold it to
 what os-ken sends and expects, so a wrong offset shows up here and not as a silent 0 in a
 benchmark figure.
 """
@@ -14,6 +14,7 @@ import pytest
 from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
 
 from benchmarks import fake_fleet
+from benchmarks.fake_fleet import fleet as fleet_module
 from ryu_dove.pipeline.flows import Output, SetField, flow
 from ryu_dove.pipeline.stages import REG_NETWORK, Stage
 from tests.fakes import osken_reference as ofencode
@@ -149,8 +150,8 @@ def test_wait_ends_when_tracked_macs_arrived_and_bundles_are_committed():
 def test_a_connection_the_controller_never_greets_is_dropped_and_retried(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What a full listen backlog looks like from the switch: connected, then silence."""
-    monkeypatch.setattr(fake_fleet, "SILENCE_TIMEOUT_S", 0.2)
-    monkeypatch.setattr(fake_fleet, "FIRST_BACKOFF_S", 0.01)
+    monkeypatch.setattr(fleet_module, "SILENCE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(fleet_module, "FIRST_BACKOFF_S", 0.01)
 
     async def scenario() -> fake_fleet.SimulatedSwitch:
         accepted: list[asyncio.StreamWriter] = []

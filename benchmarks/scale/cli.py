@@ -1,0 +1,95 @@
+"""The command line: `python -m benchmarks.scale`, its options (the synthetic world's are
+shared with benchmarks.engine_alone) and what it prints (a summary, or JSON with --json)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import benchmarks.scale as package
+from benchmarks.common import print_json
+from benchmarks.fake_fleet.cli import raise_fd_limit
+from benchmarks.scale.base import BenchmarkFailed
+from benchmarks.scale.run import run
+from benchmarks.scale.world import SUBNET
+
+
+def print_text(r: dict[str, Any]) -> None:
+    print(f"controller at scale: {r['switches']} switches, {r['endpoints']} endpoints, "
+          f"{r['tenants']} tenants, spread {r['spread']}")
+    for key in ("events_per_s", "p50_ms", "p99_ms", "flowmods_per_event", "flowmods_per_s",
+                "cold_start_s", "controller_rss_mb", "osken_encode_per_s", "flows_per_switch",
+                "cpu_s"):
+        print(f"  {key:22} {r[key]}")
+    for name, v in r["targets"].items():
+        if isinstance(v, dict):
+            print(f"  target {name:15} {v['measured']} vs {round(v['target'], 1)}: "
+                  f"{'met' if v['met'] else 'MISSED'}")
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def add_world_options(p: argparse.ArgumentParser, switches: int) -> None:
+    """The synthetic world's options, shared with benchmarks.engine_alone."""
+    p.add_argument("--switches", type=positive, default=switches,
+                   help=f"hypervisors ({switches})")
+    p.add_argument("--endpoints", type=positive, help="initial endpoints (20 x switches)")
+    p.add_argument("--tenants", type=positive, help="tenants, one network each (switches/5)")
+    p.add_argument("--spread", type=positive, default=20, help="hypervisors per tenant (20)")
+
+
+def world_defaults(args: argparse.Namespace) -> None:
+    args.endpoints = args.endpoints or 20 * args.switches
+    args.tenants = args.tenants or max(1, args.switches // 5)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scale",
+                                description=(package.__doc__ or "").splitlines()[0])
+    add_world_options(p, switches=100)
+    p.add_argument("--events", type=positive, default=300,
+                   help="binding events in each event phase (300)")
+    p.add_argument("--isolated", type=positive, default=20,
+                   help="events posted one at a time, each waited for (20)")
+    p.add_argument("--rate", type=float, default=500.0, help="paced events per second (500)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="give up a phase after this many seconds (300)")
+    p.add_argument("--workdir", type=Path,
+                   help="keep the policy, controller log and fleet stderr here (default: a "
+                        "temporary directory, removed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    world_defaults(args)
+    events = 2 * args.events + args.isolated
+    per_tenant = -(-args.endpoints // args.tenants) + -(-events // args.tenants)
+    if per_tenant > SUBNET.num_addresses - 4:
+        print(f"scale: {per_tenant} endpoints per tenant do not fit {SUBNET} (at most "
+              f"{SUBNET.num_addresses - 4}): use more --tenants", file=sys.stderr)
+        return 2
+    raise_fd_limit(4 * args.switches + 1024)
+    with tempfile.TemporaryDirectory(prefix="dove-scale-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            result = run(args, workdir)
+        except BenchmarkFailed as exc:
+            print(f"scale: {exc}", file=sys.stderr)
+            print((workdir / "fleet.stderr").read_text()[-2000:], file=sys.stderr)
+            return 1
+    if args.json:
+        print_json(result)
+    else:
+        print_text(result)
+    return 0  # the controller's threads (os-ken's, the engine's) are daemons: this ends them
