@@ -21,7 +21,6 @@ import gc
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +63,18 @@ def build_engine(world: World, hvs: Hypervisors, workdir: Path) -> Any:
 
 def answer(engine: Any) -> None:
     """Deliver what every switch waits for: its (empty) flow table, or the end of its update."""
-    from ryu_dove.events import SwitchMessage
+    from ryu_dove.events import MessageKind, SwitchMessage
+    from ryu_dove.openflow import replies as of
 
-    replies = []
+    answers = []
     for dpid, rec in engine.reconcilers.items():
         if rec.awaiting is not None:
             kind, xid = rec.awaiting
-            replies.append(SwitchMessage(dpid, kind,
-                                         types.SimpleNamespace(xid=xid, flags=0, body=[])))
-    engine.handle_batch(replies)
+            reply = (of.FlowStatsReply(rec.dp, xid, False, ()) if kind is MessageKind.FLOW_STATS
+                     else of.BundleReply(rec.dp, xid, 0, 0) if kind is MessageKind.BUNDLE
+                     else of.BarrierReply(rec.dp, xid))
+            answers.append(SwitchMessage(dpid, kind, reply))
+    engine.handle_batch(answers)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class SwitchDown:
 class SwitchMessage:
     dpid: int
     kind: MessageKind
-    msg: Any  # os-ken's parsed message, or ryu_dove.openflow.connection.BarrierReply
+    msg: Any  # a ryu_dove.openflow.replies.Reply (its `datapath` is the connection)
 
 
 @dataclass(frozen=True)

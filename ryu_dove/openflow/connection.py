@@ -9,9 +9,10 @@ GIL hand-offs per endpoint event. docs/benchmarks.md has the measurements. Here 
 a non-blocking socket in the engine's own epoll: an update is written straight to the
 socket, and a reply is read, framed and handled in the same thread, with no hand-off.
 
-os-ken still provides everything about the protocol but the transport: the constants, the
-message parsers (flow-stats, errors, bundle replies, packet-ins are parsed by os-ken into the
-same message classes its handlers would see) and the `ProtocolDesc` a parser needs.
+os-ken provides the protocol's constants. What a switch sends is parsed totally by
+ryu_dove.openflow.replies (os-ken's parsers trust the lengths inside a message); a message
+that does not parse closes this connection and no other. Nothing but the handshake and
+echoes is looked at before the switch has said who it is.
 
 The handshake is the one os-ken's ofp_handler does, without the port-description request
 ryu_dove has no use for: HELLO both ways (only OpenFlow 1.3 is offered; a switch that cannot
@@ -30,14 +31,14 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from os_ken.ofproto import ofproto_parser, ofproto_protocol, ofproto_v1_3
+from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
 
 from ovsdb_agent import sockets
 from ryu_dove.events import MessageKind
-from ryu_dove.openflow import messages
+from ryu_dove.openflow import messages, replies
+from ryu_dove.openflow.replies import MalformedMessage
 
 LOG = logging.getLogger(__name__)
 
@@ -57,14 +58,6 @@ class State(enum.Enum):
     FEATURES = "features"  # waiting for FEATURES_REPLY
     UP = "up"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class BarrierReply:
-    """A barrier reply: nothing but its xid (built here, not by os-ken: the hot path)."""
-
-    datapath: Any
-    xid: int
 
 
 class Events:
@@ -182,28 +175,47 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
                 return
             if end - pos < length:
                 break
-            self._handle(version, msg_type, length, xid, bytes(buf[pos:pos + length]))
+            self._handle(version, msg_type, xid, bytes(buf[pos:pos + length]))
             pos += length
         del buf[:pos]
 
-    def _handle(self, version: int, msg_type: int, length: int, xid: int, msg: bytes) -> None:
+    def _handle(self, version: int, msg_type: int, xid: int, msg: bytes) -> None:
         if self.state is State.HELLO:
             self._on_hello(version, msg_type, msg)
             return
         if version != VERSION:
             self.close(f"protocol error: OpenFlow version {version} after agreeing on 1.3")
-            return
-        if msg_type == OFP.OFPT_BARRIER_REPLY:
-            self._deliver(MessageKind.BARRIER, BarrierReply(self, xid))
         elif msg_type == OFP.OFPT_ECHO_REQUEST:
             self.send(messages.echo_reply(msg))
         elif msg_type == OFP.OFPT_ECHO_REPLY:
             pass  # being heard from is all a probe asks
-        elif self.state is State.FEATURES and msg_type == OFP.OFPT_FEATURES_REPLY:
+        elif self.state is State.FEATURES:
+            self._during_handshake(msg_type, xid, msg)
+        else:
+            self._on_message(msg_type, xid, msg)
+
+    def _on_message(self, msg_type: int, xid: int, msg: bytes) -> None:
+        try:
+            parsed = replies.parse(self, msg_type, xid, msg)
+        except MalformedMessage as exc:  # a broken or hostile switch: this connection only
+            self.close(f"malformed message (type {msg_type}, xid {xid}): {exc}")
+            return
+        if parsed is not None:  # anything else (port status, ...) ryu_dove does not need
+            self._events.message(self, *parsed)
+
+    def _during_handshake(self, msg_type: int, xid: int, msg: bytes) -> None:
+        """Only the features reply, or an error, means anything before the switch is up;
+        nothing else is even parsed."""
+        if msg_type == OFP.OFPT_FEATURES_REPLY:
             self._on_features(msg)
-        elif msg_type in _PARSED:
-            self._deliver(_PARSED[msg_type], self._parse(version, msg_type, length, xid, msg))
-        # anything else (port status, flow removed, ...) ryu_dove does not need
+        elif msg_type == OFP.OFPT_ERROR:
+            try:
+                err = replies.error(self, xid, msg)
+            except MalformedMessage as exc:
+                self.close(f"malformed error message during the handshake: {exc}")
+                return
+            LOG.warning("%r: error during the handshake: type=%s code=%s", self, err.type,
+                        err.code)
 
     def _on_hello(self, version: int, msg_type: int, msg: bytes) -> None:
         if msg_type != OFP.OFPT_HELLO:
@@ -222,25 +234,12 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         self.close("no common OpenFlow version (br-int's protocols must include OpenFlow13)")
 
     def _on_features(self, msg: bytes) -> None:
+        if len(msg) < OFP.OFP_SWITCH_FEATURES_SIZE:
+            self.close(f"malformed features reply of {len(msg)} bytes")
+            return
         (self.id,) = struct.unpack_from("!Q", msg, 8)
         self.state = State.UP
         self._events.switch_up(self)
-
-    def _parse(self, version: int, msg_type: int, length: int, xid: int, msg: bytes) -> Any:
-        try:
-            return ofproto_parser.msg(self, version, msg_type, length, xid, msg)
-        except Exception as exc:  # a malformed message: say so, keep the connection
-            LOG.error("%r: cannot parse message type %d xid %d (%s)", self, msg_type, xid, exc)
-            return None
-
-    def _deliver(self, kind: MessageKind, msg: Any) -> None:
-        if msg is None:
-            return
-        if self.state is State.UP:
-            self._events.message(self, kind, msg)
-        elif kind is MessageKind.ERROR:  # the switch refused part of the handshake: say so
-            LOG.warning("%r: error during the handshake: type=%s code=%s", self, msg.type,
-                        msg.code)
 
     # --- time ---------------------------------------------------------------------------
 
@@ -274,10 +273,6 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         if was_up:
             self._events.switch_down(self)
 
-
-_PARSED = {OFP.OFPT_MULTIPART_REPLY: MessageKind.FLOW_STATS,
-           OFP.OFPT_EXPERIMENTER: MessageKind.BUNDLE, OFP.OFPT_ERROR: MessageKind.ERROR,
-           OFP.OFPT_PACKET_IN: MessageKind.PACKET_IN}
 
 
 def _speaks_13(version: int, hello: bytes) -> bool:

@@ -108,9 +108,9 @@ class Reconciler:
         if msg.xid != self._dump_xid:
             return
         self._dump_parts.append(msg)
-        if msg.flags & self.dp.ofproto.OFPMPF_REPLY_MORE:
+        if msg.more:
             return
-        cookies = [s.cookie for part in self._dump_parts for s in part.body]
+        cookies = [c for part in self._dump_parts for c in part.cookies]
         self._dump_parts = []
         self.installed = {c for c in cookies if is_ours(c)}
         self._changed = None

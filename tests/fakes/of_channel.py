@@ -1,8 +1,10 @@
 """A message-level fake OVS for reconciler and engine tests: it reads the bytes the controller
 sends (flow dumps, ONF bundles, flow-mods, barriers), applies bundles atomically on COMMIT and
-flow-mods as they come, and answers with the os-ken reply messages OVS's answers parse into.
+flow-mods as they come, and answers as OVS does: os-ken builds and serializes each answer, and
+ryu_dove's own parser (ryu_dove.openflow.replies) reads it back, so every test that runs the
+reconciler also checks that parser against os-ken's bytes.
 
-Requests are parsed here with struct: os-ken only parses what switches send. Packet
+Requests are parsed here with struct. Packet
 processing is tests/fakes/br_int.py's job; this one only keeps the flow table.
 """
 
@@ -15,6 +17,8 @@ from typing import Any
 from os_ken.ofproto import ofproto_common, ofproto_protocol, ofproto_v1_3
 
 from ryu_dove.events import MessageKind
+from ryu_dove.openflow import replies
+from tests.fakes import switch_messages
 
 OFPT_EXPERIMENTER, OFPT_FLOW_MOD, OFPT_MULTIPART_REQUEST, OFPT_BARRIER_REQUEST = 4, 14, 18, 20
 HEADER = struct.Struct("!BBHI")
@@ -94,9 +98,7 @@ class FakeChannel:
             return
         if msg_type == OFPT_BARRIER_REQUEST:
             self.sent.append(("barrier", xid))
-            reply = self.parser.OFPBarrierReply(self.dp)
-            reply.xid = xid
-            self.replies.append((MessageKind.BARRIER, reply))
+            self._reply(self.parser.OFPBarrierReply(self.dp), xid)
             return
         assert msg_type == OFPT_EXPERIMENTER, f"unexpected message type {msg_type}"
         experimenter, exp_type, bundle_id = struct.unpack_from("!III", msg, 8)
@@ -113,15 +115,11 @@ class FakeChannel:
             self._bundle_add(bundle_id, mod, xid)
 
     def _answer_dump(self, xid: int) -> None:
-        stats = [self.parser.OFPFlowStats(cookie=c, table_id=m.table_id, priority=m.priority,
-                                          match=self.parser.OFPMatch(), instructions=[])
-                 for c, m in self.table.items()]
-        for i in range(0, max(len(stats), 1), 100):  # multipart, 100 flows a part
-            more = i + 100 < len(stats)
-            reply = self.parser.OFPFlowStatsReply(
-                self.dp, flags=self.ofp.OFPMPF_REPLY_MORE if more else 0, body=stats[i:i + 100])
-            reply.xid = xid
-            self.replies.append((MessageKind.FLOW_STATS, reply))
+        cookies = list(self.table)
+        for i in range(0, max(len(cookies), 1), 100):  # multipart, 100 flows a part
+            buf = switch_messages.flow_stats_reply(xid, cookies[i:i + 100],
+                                                   more=i + 100 < len(cookies))
+            self._take(buf, xid)
 
     def _bundle_ctrl(self, bundle_id: int, ctrl_type: int, xid: int) -> None:
         if ctrl_type == self.ofp.ONF_BCT_OPEN_REQUEST:
@@ -131,8 +129,7 @@ class FakeChannel:
                 self._apply(mod)
             reply = self.parser.ONFBundleCtrlMsg(self.dp, bundle_id,
                                                  self.ofp.ONF_BCT_COMMIT_REPLY, 0, [])
-            reply.xid = xid
-            self.replies.append((MessageKind.BUNDLE, reply))
+            self._reply(reply, xid)
 
     def _bundle_add(self, bundle_id: int, mod: FlowModSeen, xid: int) -> None:
         if not self._refused(mod, xid):  # OVS rejects at add time; commit still runs
@@ -141,9 +138,9 @@ class FakeChannel:
     def _refused(self, mod: FlowModSeen, xid: int) -> bool:
         if mod.command == self.ofp.OFPFC_ADD and mod.cookie in self.refuse_cookies:
             err = self.parser.OFPErrorMsg(self.dp, type_=self.ofp.OFPET_BAD_INSTRUCTION,
-                                          code=self.ofp.OFPBIC_BAD_TABLE_ID)
-            err.xid = xid
-            self.replies.append((MessageKind.ERROR, err))
+                                          code=self.ofp.OFPBIC_BAD_TABLE_ID,
+                                          data=mod.raw[:64])
+            self._reply(err, xid)
             return True
         return False
 
@@ -156,6 +153,17 @@ class FakeChannel:
             self.table[mod.cookie] = mod
         elif mod.command == self.ofp.OFPFC_DELETE:
             self.table.pop(mod.cookie, None)
+
+    def _reply(self, msg: Any, xid: int) -> None:
+        """Answer as the switch would: os-ken serializes, ryu_dove's own parser reads back."""
+        msg.set_xid(xid)
+        msg.serialize()
+        self._take(bytes(msg.buf), xid)
+
+    def _take(self, buf: bytes, xid: int) -> None:
+        parsed = replies.parse(self.dp, HEADER.unpack_from(buf)[1], xid, buf)
+        assert parsed is not None, "the controller would ignore this answer"
+        self.replies.append(parsed)
 
     def close(self, reason: str) -> None:
         """The controller dropped this connection (a newer one from the same switch came)."""

@@ -19,6 +19,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow import connection as ofconn
+from ryu_dove.openflow import replies
 from ryu_dove.openflow.server import OpenFlowServer
 
 HEADER = struct.Struct("!BBHI")
@@ -183,7 +184,7 @@ def test_replies_reach_the_engine_as_switch_messages(server, connect) -> None:
     switch.send(ofp.OFPT_ERROR, err, xid=0x80000003)
     switch.send(ofp.OFPT_PORT_STATUS, b"\x00" * 72)  # not needed: ignored
     barrier, error = events_until(server, lambda seen: len(seen) >= 2)
-    reply = ofconn.BarrierReply(conn, 0x80000005)
+    reply = replies.BarrierReply(conn, 0x80000005)
     assert barrier == SwitchMessage(DPID, MessageKind.BARRIER, reply)
     assert error.kind is MessageKind.ERROR and error.dpid == DPID
     assert (error.msg.type, error.msg.code, error.msg.xid) == (ofp.OFPET_BAD_MATCH,
@@ -305,7 +306,7 @@ def test_a_bug_with_one_switch_closes_only_that_one(server, connect, monkeypatch
     good.send(ofp.OFPT_BARRIER_REPLY, xid=2)
     seen = events_until(server, lambda s: len(s) >= 2)
     assert SwitchDown(bad_conn) in seen
-    assert SwitchMessage(DPID + 1, MessageKind.BARRIER, ofconn.BarrierReply(good_conn, 2)) in seen
+    assert SwitchMessage(DPID + 1, MessageKind.BARRIER, replies.BarrierReply(good_conn, 2)) in seen
     assert bad_conn.close_reason == "internal error (see the log)"
 
 
