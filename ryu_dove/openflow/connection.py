@@ -39,8 +39,10 @@ from ovsdb_agent import sockets
 from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages, replies
 from ryu_dove.openflow.replies import MalformedMessage
+from ryu_dove.peerlog import RateLimit
 
 LOG = logging.getLogger(__name__)
+_UNKNOWN_PEERS = RateLimit(LOG)
 
 OFP = ofproto_v1_3
 VERSION = OFP.OFP_VERSION
@@ -48,7 +50,9 @@ HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 FEATURES_XID = 1
 PROBE_IDLE_S = 15.0
 HANDSHAKE_S = 60.0  # a connection that has not said who it is by then is closed
-MAX_BACKLOG = 256 << 20  # bytes waiting for a switch that does not read; then it is dropped
+MAX_BACKLOG = 64 << 20  # bytes waiting for a switch that does not read; then it is dropped
+READ_PAUSE = 1 << 20  # with this much unsent, stop reading: a peer that asks (echo) and never
+# reads the answers only fills its own TCP window, not our memory
 RECV_SIZE = 256 << 10
 IOV_MAX = 1024
 
@@ -114,9 +118,9 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
                 return
             rest = rest[n:]
         self._out.append(rest)
-        self.backlog += len(rest)
-        if len(self._out) == 1:
-            self._events.backlogged(self)  # now wait for the socket to take more
+        before, self.backlog = self.backlog, self.backlog + len(rest)
+        if len(self._out) == 1 or before < READ_PAUSE <= self.backlog:
+            self._events.backlogged(self)  # wait for the socket to take more; maybe stop reading
         if self.backlog > MAX_BACKLOG:
             self.close(f"not reading: {self.backlog >> 20} MiB waiting to be written")
 
@@ -145,6 +149,10 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
     @property
     def writing(self) -> bool:
         return bool(self._out)
+
+    @property
+    def reading_paused(self) -> bool:
+        return self.backlog >= READ_PAUSE
 
     # --- reading ----------------------------------------------------------------------
 
@@ -214,8 +222,9 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             except MalformedMessage as exc:
                 self.close(f"malformed error message during the handshake: {exc}")
                 return
-            LOG.warning("%r: error during the handshake: type=%s code=%s", self, err.type,
-                        err.code)
+            _UNKNOWN_PEERS.log(logging.WARNING, "handshake error",
+                               "%r: error during the handshake: type=%s code=%s", self,
+                               err.type, err.code)
 
     def _on_hello(self, version: int, msg_type: int, msg: bytes) -> None:
         if msg_type != OFP.OFPT_HELLO:
@@ -268,8 +277,10 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         self._events.closed(self)
         with contextlib.suppress(OSError):
             self.sock.close()
-        LOG.log(logging.WARNING if was_up else logging.INFO, "%r: connection closed: %s",
-                self, reason)
+        if was_up:
+            LOG.warning("%r: connection closed: %s", self, reason)
+        else:  # anyone can open connections: at most a few lines about them
+            _UNKNOWN_PEERS.log(logging.INFO, "closed", "%r: connection closed: %s", self, reason)
         if was_up:
             self._events.switch_down(self)
 

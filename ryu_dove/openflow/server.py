@@ -22,11 +22,16 @@ from typing import Any
 from ovsdb_agent import sockets
 from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow.connection import Events, State, SwitchConnection
+from ryu_dove.peerlog import RateLimit
 
 LOG = logging.getLogger(__name__)
+_LIMITED = RateLimit(LOG)
 
 ACCEPT_BURST = 256  # connections accepted per wake-up: a thousand switches reconnect at once
 TICK_S = 1.0  # how often connections check their liveness
+MAX_CONNECTIONS = 4096  # in all; more are accepted and closed at once (the kernel queue stays
+MAX_HANDSHAKING = 512  # short) as are more than this many that have not said who they are
+ACCEPT_BACKOFF_S = 1.0  # after accept() fails (out of descriptors): stop accepting this long
 
 
 class OpenFlowServer(Events):
@@ -39,8 +44,11 @@ class OpenFlowServer(Events):
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._selector.register(self._wake_fd, selectors.EVENT_READ, self._wake_fd)
         self.connections: set[SwitchConnection] = set()
+        self._handshaking: set[SwitchConnection] = set()
         self._events: list[Any] = []
         self._next_tick = clock() + TICK_S
+        self._accept_paused_until: float | None = None
+        self.refused_connections = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -69,6 +77,9 @@ class OpenFlowServer(Events):
             else:
                 _drain(self._wake_fd)
         now = self._clock()
+        if self._accept_paused_until is not None and now >= self._accept_paused_until:
+            self._accept_paused_until = None
+            self._selector.register(self._listener, selectors.EVENT_READ, None)
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
             for conn in list(self.connections):
@@ -91,25 +102,52 @@ class OpenFlowServer(Events):
                 sock, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # out of descriptors, say: the switch retries later
-                LOG.error("OpenFlow: cannot accept a connection: %s", exc)
+            except OSError as exc:  # out of descriptors, say: back off, switches retry
+                self._pause_accepting(exc)
                 return
+            if (len(self.connections) >= MAX_CONNECTIONS
+                    or len(self._handshaking) >= MAX_HANDSHAKING):
+                self._refuse(sock, address)
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = SwitchConnection(sock, address, self, self._clock)
             if conn.state is not State.CLOSED:  # (closed at once if its HELLO failed)
                 self.connections.add(conn)
+                self._handshaking.add(conn)
                 self._selector.register(sock, _interest(conn), conn)
 
+    def _pause_accepting(self, exc: OSError) -> None:
+        self._selector.unregister(self._listener)
+        self._accept_paused_until = self._clock() + ACCEPT_BACKOFF_S
+        _LIMITED.log(logging.ERROR, "accept", "OpenFlow: cannot accept a connection (%s); "
+                     "not accepting for %.0f s", exc.strerror or exc, ACCEPT_BACKOFF_S)
+
+    def _refuse(self, sock: socket.socket, address: Any) -> None:
+        self.refused_connections += 1
+        sock.close()
+        _LIMITED.log(logging.WARNING, "refused", "OpenFlow: refused a connection from %s: "
+                     "%d connections, %d of them not past the handshake (limits %d and %d)",
+                     address, len(self.connections), len(self._handshaking), MAX_CONNECTIONS,
+                     MAX_HANDSHAKING)
+
     def _serve(self, conn: SwitchConnection, mask: int) -> None:
-        if mask & selectors.EVENT_WRITE and conn.on_writable() and conn in self.connections:
-            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
-        if mask & selectors.EVENT_READ and conn in self.connections:
+        if mask & selectors.EVENT_WRITE:
+            conn.on_writable()
+            self._update_interest(conn)
+        if mask & selectors.EVENT_READ and conn in self.connections and not conn.reading_paused:
             conn.on_readable()
+
+    def _update_interest(self, conn: SwitchConnection) -> None:
+        if conn in self.connections:
+            want = _interest(conn)
+            if self._selector.get_key(conn.sock).events != want:
+                self._selector.modify(conn.sock, want, conn)
 
     # --- what connections say (ofconn.Events) -------------------------------------------
 
     def switch_up(self, conn: SwitchConnection) -> None:
+        self._handshaking.discard(conn)
         self._events.append(SwitchUp(conn))
 
     def switch_down(self, conn: SwitchConnection) -> None:
@@ -119,17 +157,19 @@ class OpenFlowServer(Events):
         self._events.append(SwitchMessage(conn.id or 0, kind, msg))
 
     def backlogged(self, conn: SwitchConnection) -> None:
-        if conn in self.connections:
-            self._selector.modify(conn.sock, _interest(conn), conn)
+        self._update_interest(conn)
 
     def closed(self, conn: SwitchConnection) -> None:
+        self._handshaking.discard(conn)
         if conn in self.connections:
             self.connections.discard(conn)
             self._selector.unregister(conn.sock)
 
 
 def _interest(conn: SwitchConnection) -> int:
-    return selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.writing else 0)
+    """Read unless too much waits to be written to this switch; write while anything does."""
+    read = 0 if conn.reading_paused else selectors.EVENT_READ
+    return read | (selectors.EVENT_WRITE if conn.writing else 0)
 
 
 def _drain(fd: int) -> None:

@@ -1,6 +1,6 @@
 """Messages a switch sends that os-ken can parse but not build (its reply classes serialize
 no body): flow-stats replies and packet-ins, laid out by hand as OVS sends them. Their
-layout is checked against os-ken's parser (tests/unit/test_replies_fuzz.py)."""
+layout is checked against os-ken's parser (tests/unit/openflow/test_replies_fuzz.py)."""
 
 from __future__ import annotations
 

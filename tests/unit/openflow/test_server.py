@@ -4,15 +4,12 @@ with a scripted switch on the other end."""
 
 from __future__ import annotations
 
-import select
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 from os_ken.ofproto import ofproto_protocol
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -20,118 +17,15 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow import connection as ofconn
 from ryu_dove.openflow import replies
-from ryu_dove.openflow.server import OpenFlowServer
-
-HEADER = struct.Struct("!BBHI")
-DPID = 0x00000A0B0C0D0E0F
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Switch:
-    """The switch's side: a blocking socket speaking just enough OpenFlow."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=5)
-        self._buf = b""
-
-    def send(self, msg_type: int, body: bytes = b"", xid: int = 0, version: int = 4) -> None:
-        self.sock.sendall(HEADER.pack(version, msg_type, 8 + len(body), xid) + body)
-
-    def recv(self) -> tuple[int, int, bytes]:
-        """The next message: (type, xid, whole message)."""
-        while len(self._buf) < 8 or len(self._buf) < HEADER.unpack_from(self._buf)[2]:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("controller closed the connection")
-            self._buf += data
-        length = HEADER.unpack_from(self._buf)[2]
-        msg, self._buf = self._buf[:length], self._buf[length:]
-        _, msg_type, _, xid = HEADER.unpack_from(msg)
-        return msg_type, xid, msg
-
-    def closed_by_peer(self) -> bool:
-        try:
-            while True:
-                if not self.sock.recv(65536):
-                    return True
-        except (TimeoutError, ConnectionResetError):
-            return False
-
-    def handshake(self, server: OpenFlowServer, dpid: int = DPID) -> None:
-        assert answer(server, self)[0] == ofp.OFPT_HELLO
-        self.send(ofp.OFPT_HELLO, struct.pack("!HHI", ofp.OFPHET_VERSIONBITMAP, 8, 1 << 4))
-        msg_type, xid, _ = answer(server, self)
-        assert msg_type == ofp.OFPT_FEATURES_REQUEST
-        self.send(ofp.OFPT_FEATURES_REPLY, struct.pack("!QIBB2xII", dpid, 256, 254, 0, 0, 0),
-                  xid)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def server(clock: Clock) -> Iterator[OpenFlowServer]:
-    srv = OpenFlowServer("127.0.0.1", 0, clock=clock)
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def connect(server: OpenFlowServer) -> Iterator[Callable[[], Switch]]:
-    switches: list[Switch] = []
-
-    def make() -> Switch:
-        switches.append(Switch(server.address))
-        return switches[-1]
-
-    yield make
-    for s in switches:
-        s.sock.close()
-
-
-def events_until(server: OpenFlowServer, done: Callable[[list[Any]], bool],
-                 timeout: float = 5.0) -> list[Any]:
-    """Poll as the engine does until `done(events so far)`, with a deadline."""
-    seen: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while not done(seen):
-        assert time.monotonic() < deadline, f"timed out; events so far: {seen}"
-        seen += server.poll(0.05)
-    return seen
-
-
-def answer(server: OpenFlowServer, switch: Switch) -> tuple[int, int, bytes]:
-    """Run the server until the switch has something to read; that message."""
-    deadline = time.monotonic() + 5
-    while not select.select([switch.sock], [], [], 0)[0] and not switch._buf:
-        assert time.monotonic() < deadline, "the controller sent nothing"
-        assert server.poll(0.02) == []
-    return switch.recv()
-
-
-def quiet(server: OpenFlowServer, seconds: float = 0.2) -> list[Any]:
-    """Everything the server reports within `seconds` (to show that nothing is)."""
-    seen: list[Any] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        seen += server.poll(0.02)
-    return seen
-
-
-def up(server: OpenFlowServer, switch: Switch, dpid: int = DPID) -> ofconn.SwitchConnection:
-    switch.handshake(server, dpid)
-    ev = events_until(server, lambda seen: any(isinstance(e, SwitchUp) for e in seen))
-    conn: ofconn.SwitchConnection = ev[-1].dp
-    return conn
+from tests.unit.openflow.peers import (
+    DPID,
+    HEADER,
+    Clock,
+    answer,
+    events_until,
+    quiet,
+    up,
+)
 
 
 def test_handshake_offers_only_openflow_13_and_reports_the_datapath(server, connect) -> None:
