@@ -6,6 +6,8 @@ imports them from here so that the contract has exactly one definition.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 
 # Open_vSwitch.external_ids, written by dove-join on each hypervisor.
@@ -34,3 +36,32 @@ INTEGRATION_BRIDGE = "br-int"
 OFP_PORT = 6653
 OVSDB_PORT = 6640
 DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
+
+
+# What a hypervisor may call itself: it appears in port names, logs and the API.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a hypervisor's name, or None if it can."""
+    if _NAME.fullmatch(name):
+        return None
+    return ("a hypervisor name is 1-63 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit")
+
+
+def tep_problem(tep: str) -> str | None:
+    """Why `tep` cannot be a tunnel endpoint, or None if it can: one canonical unicast
+    address, so that equal TEPs are equal strings and a tunnel can reach it."""
+    try:
+        ip = ipaddress.ip_address(tep)
+    except ValueError:
+        return "a TEP is an IPv4 or IPv6 address"
+    if str(ip) != tep:
+        return f"a TEP is written canonically ({ip})"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"a TEP is not an IPv4-mapped IPv6 address (write {ip.ipv4_mapped})"
+    if (ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local
+            or ip.is_reserved):
+        return "a TEP is a unicast address a tunnel can reach"
+    return None

@@ -69,7 +69,7 @@ class DoveController(app_manager.OSKenApp):
         self.ovsdb = OvsdbManager(f"ptcp:{conf.ovsdb_port}:{_ovs_host(host)}",
                                   on_report=lambda r: self.engine.post(OvsdbReport(r)),
                                   on_disconnect=lambda c: self.engine.post(OvsdbGone(c)))
-        self.api = ApiServer(host, conf.api_port, self.engine.view)
+        self.api = ApiServer(host, conf.api_port, self.engine.view, self.engine.health)
 
     def _set_tunnels(self, hypervisor: str, desired: Any) -> None:
         self.ovsdb.set_tunnels(hypervisor, desired)

@@ -2,7 +2,8 @@
 
 Checks its inputs before starting anything: a bad policy is reported as file:line:col and
 nothing starts; a port already in use is named. SIGHUP reloads the policy (a bad one is
-refused and the running one kept); SIGTERM or Ctrl-C stops cleanly.
+refused and the running one kept); SIGTERM or Ctrl-C stops cleanly. If the engine's thread
+dies or stalls, the process exits with status 70 so that its service manager restarts it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ovsdb_agent import cli_args
 from ryu_dove.policy import check_policy, load_policy
 
 LOG = logging.getLogger("ryu_dove.controller")
+EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: the engine died or stalled; restart me
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,10 +151,15 @@ def start_apps(args: argparse.Namespace, timeout: float | None = None) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from os_ken.base import app_manager
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: _reload(args.policy, app_manager))
+    wake, asked = threading.Event(), set()
+
+    def ask(what: str) -> None:
+        asked.add(what)
+        wake.set()
+
+    signal.signal(signal.SIGTERM, lambda *_: ask("stop"))
+    signal.signal(signal.SIGINT, lambda *_: ask("stop"))
+    signal.signal(signal.SIGHUP, lambda *_: ask("reload"))
     try:
         manager = start_apps(args)
     except RuntimeError as exc:
@@ -160,11 +167,31 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dove-controller: failed to start: {exc}", file=sys.stderr)
         return 1
     LOG.info("OpenFlow on %s port %d", args.listen, args.ofp_port)
-    while not stop.wait(1.0):
-        pass
+    status = _watch(args, app_manager, wake, asked)
     LOG.info("stopping")
     manager.close()
-    return 0
+    return status
+
+
+def _watch(args: argparse.Namespace, app_manager: Any, wake: threading.Event,
+           asked: set[str]) -> int:
+    """The main thread's job until SIGTERM: reload the policy on SIGHUP (here, not in the
+    signal handler, so a slow reload never delays SIGTERM), and exit non-zero if the engine
+    dies or stalls, so that the service manager restarts the controller (a restart keeps
+    every flow: switches are read, never cleared)."""
+    while True:
+        wake.wait(1.0)
+        wake.clear()
+        if "stop" in asked:
+            return 0
+        if "reload" in asked:
+            asked.discard("reload")
+            _reload(args.policy, app_manager)
+        app = app_manager.lookup_service_brick("DoveController")
+        problem = app.engine.health() if app is not None else None
+        if problem is not None:
+            LOG.critical("exiting: %s", problem)
+            return EXIT_ENGINE_FAILED
 
 
 def _reload(paths: list[str], app_manager: Any) -> None:
@@ -177,6 +204,9 @@ def _reload(paths: list[str], app_manager: Any) -> None:
     except ConfigError as exc:
         for problem in exc.problems:
             LOG.error("policy reload refused, keeping the running policy: %s", problem)
+        return
+    except Exception:  # a bug in the loader must not take the running controller down
+        LOG.exception("policy reload failed, keeping the running policy")
         return
     if app is not None:
         app.engine.post(NewPolicy(policy))

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ryu_dove.northbound.resources import COLLECTIONS, Collection
+from ryu_dove.peerlog import printable
 from ryu_dove.policy import ConfigError, Policy, load_policy
 
 EXIT_OK = 0
@@ -125,7 +126,7 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ",".join(_cell(v) for v in value) or "-"
-    return str(value)
+    return printable(value)  # names and ids come from hypervisors: no escapes to the terminal
 
 
 def _table(items: list[dict[str, Any]], fields: Sequence[str]) -> str:

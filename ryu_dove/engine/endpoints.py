@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from ovsdb_agent.reports import PortInfo
 from ryu_dove.directory import Directory, Endpoint, bindings
+from ryu_dove.peerlog import RateLimit, printable
 from ryu_dove.policy import Policy
 
 LOG = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class EndpointResolver:
         self.directory = directory
         self.refused: dict[str, list[bindings.Refusal]] = {}  # only hypervisors with refusals
         self._memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
+        self._log = RateLimit(LOG, burst=20)  # per hypervisor: a VM can rename its port fast
 
     def resolve(self, policy: Policy, name: str, vm_ports: Iterable[PortInfo]) -> set[str]:
         """Re-derive one hypervisor's endpoints; returns the networks that changed."""
@@ -54,8 +56,9 @@ class EndpointResolver:
         old = {(r.port, r.reason) for r in self.refused.get(hv, [])}
         for r in refused:
             if (r.port, r.reason) not in old:
-                LOG.warning("binding refused on %s port %s (iface %s): %s", hv, r.port,
-                            r.iface_id or "-", r.reason)
+                self._log.log(logging.WARNING, hv, "binding refused on %s port %s (iface %s): %s",
+                              hv, printable(r.port), printable(r.iface_id or "-"),
+                              printable(r.reason))
 
 
 def _log_endpoint_changes(hv: str, before: dict[str, Endpoint],
@@ -63,8 +66,8 @@ def _log_endpoint_changes(hv: str, before: dict[str, Endpoint],
     for port in before.keys() - after.keys():
         e = before[port]
         LOG.info("endpoint %s %s %s left %s port %s", e.network, e.mac, ",".join(e.ips), hv,
-                 port)
+                 printable(port))
     for port, e in after.items():
         if before.get(port) != e:
             LOG.info("endpoint %s %s %s on %s port %s", e.network, e.mac, ",".join(e.ips), hv,
-                     port)
+                     printable(port))

@@ -1,12 +1,12 @@
 """The hypervisors the controller knows, from the first report to the time they are gone.
 
-A hypervisor is known by its OVSDB reports: its name and TEP (written by dove-join), its
-br-int datapath id, and its ports, split into VM ports and our tunnel ports
+A hypervisor is known by its OVSDB reports: its name and TEP (written by dove-join), its br-
+int datapath id, and its ports, split into VM ports and our tunnel ports
 (ryu_dove.directory.ports). The fleet keeps each one's record in the directory, refuses a
-second hypervisor on a TEP that another already has, maps datapath ids and OVSDB
-connections to names, and times how long a hypervisor has been silent so the engine can
-remove it after the hold-down. It also counts which hypervisors the others' tunnel ports
-name, which the engine waits for after a restart.
+report that claims what another hypervisor holds (ryu_dove.engine.claims), maps datapath ids
+and OVSDB connections to names, and times how long a hypervisor has been silent so the
+engine can remove it after the hold-down. It also counts which hypervisors the others'
+tunnel ports name, which the engine waits for after a restart.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ovsdb_agent import contract
 from ovsdb_agent.reports import HypervisorReport
 from ryu_dove.directory import Directory, Hypervisor
 from ryu_dove.directory.ports import PortSplit
+from ryu_dove.engine.claims import Claims
 
 LOG = logging.getLogger(__name__)
 
@@ -47,23 +47,20 @@ class Fleet:
         self.ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
         self._conn_hv: dict[str, str] = {}  # OVSDB connection -> hypervisor
         self._gone_since: dict[str, float] = {}
-        self._dpid_hv: dict[int, str] = {}
-        self._tep_hv: dict[str, str] = {}  # TEP -> the hypervisor that has it
-        self._tep_conflicts: dict[str, str] = {}  # ignored hypervisor -> who has its TEP
+        self.claims = Claims()
         self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
         self._named: collections.Counter[str] = collections.Counter()  # remote -> how many name it
 
     # --- reports --------------------------------------------------------------------------
 
     def accept(self, report: HypervisorReport) -> HypervisorChange | None:
-        """Record a report; None if it is ignored (not joined, or its TEP is taken)."""
+        """Record a report; None if it is refused (ryu_dove.engine.claims says why)."""
+        problem = self.claims.problem(report)
+        if problem is not None:
+            self.claims.refuse(report, problem)
+            return None
         name, tep = report.name, report.tep_ip
-        if not name or not tep:
-            LOG.warning("OVSDB %s has no %s/%s: run dove-join on that hypervisor", report.conn,
-                        contract.HYPERVISOR, contract.TEP_IP)
-            return None
-        if self._tep_taken(name, tep, report.conn):
-            return None
+        assert name and tep  # (checked by problem())
         self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
@@ -72,21 +69,8 @@ class Fleet:
         self._set_expected(name, ports.remotes)
         old = self.directory.hypervisor(name)
         hv = self._record(name, tep, report.dpid, old, tunnels_moved)
+        self.claims.grant(report, old, hv)
         return HypervisorChange(name, old, hv)
-
-    def _tep_taken(self, name: str, tep: str, conn: str) -> bool:
-        """Two hypervisors on one TEP would share a tunnel port name and a remote key: their
-        traffic would go to either. The first keeps it; the other is ignored until fixed."""
-        holder = self._tep_hv.get(tep, name)
-        if holder == name:
-            self._tep_conflicts.pop(name, None)
-            return False
-        if self._tep_conflicts.get(name) != holder:
-            LOG.error("hypervisor %s (OVSDB %s) reports TEP %s, which %s uses: ignored "
-                      "until its %s changes", name, conn, tep, holder,
-                      contract.TEP_IP)
-        self._tep_conflicts[name] = holder
-        return True
 
     def _record(self, name: str, tep: str, dpid: int | None, old: Hypervisor | None,
                 tunnels_moved: bool) -> Hypervisor:
@@ -99,23 +83,14 @@ class Fleet:
             LOG.info("hypervisor %s joined with TEP %s", hv.name, hv.tep_ip)
         if old != hv:
             self.directory.put_hypervisor(hv)
-            self._index(old, hv)
         return hv
-
-    def _index(self, old: Hypervisor | None, hv: Hypervisor) -> None:
-        if old is not None:
-            self._tep_hv.pop(old.tep_ip, None)
-            if old.dpid is not None:
-                self._dpid_hv.pop(old.dpid, None)
-        self._tep_hv[hv.tep_ip] = hv.name
-        if hv.dpid is not None:
-            self._dpid_hv[hv.dpid] = hv.name
 
     # --- leaving ----------------------------------------------------------------------------
 
     def connection_lost(self, conn: str) -> None:
         """An OVSDB connection ended; the hypervisor's hold-down starts when it had no other."""
         name = self._conn_hv.pop(conn, None)
+        self.claims.connection_ended(conn, name)
         if name is not None and name not in self._conn_hv.values():
             LOG.warning("OVSDB connection of %s lost (%s)", name, conn)
             self._gone_since[name] = self._clock()
@@ -141,16 +116,14 @@ class Fleet:
         self._set_expected(name, frozenset())
         self.ports.pop(name, None)
         hv = self.directory.hypervisor(name)
-        if hv is not None and hv.dpid is not None:
-            self._dpid_hv.pop(hv.dpid, None)
         if hv is not None:
-            self._tep_hv.pop(hv.tep_ip, None)
+            self.claims.release(hv)
         return self.directory.remove_hypervisor(name)
 
     # --- questions ------------------------------------------------------------------------
 
     def name_of_dpid(self, dpid: int) -> str | None:
-        return self._dpid_hv.get(dpid)
+        return self.claims.name_of_dpid(dpid)
 
     def ovsdb_connected(self, name: str) -> bool:
         return name in self._conn_hv.values()

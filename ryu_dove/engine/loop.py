@@ -53,6 +53,8 @@ LOG = logging.getLogger(__name__)
 
 PUMP_S = 0.05  # during a long batch, serve the switch sockets this often
 MAX_BATCH = 10000  # events taken from the queue at once
+STALL_S = 60.0  # no batch finished for this long: the engine is stuck (the longest seen at
+# a thousand switches is a few seconds)
 
 
 class SwitchIO(Protocol):
@@ -98,6 +100,7 @@ class Engine:
         self._pumped = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._turned = time.monotonic()  # when the loop last came round (other threads read it)
         self.started_at = clock()
         self.released = False
         self.fleet = Fleet(directory, clock)
@@ -136,8 +139,21 @@ class Engine:
     def queued(self) -> int:
         return self._queue.qsize()
 
+    def health(self) -> str | None:
+        """None while the engine's thread runs and comes round; otherwise what is wrong.
+        Asked from other threads (the API, the process's watchdog): reads two values."""
+        if self._thread is None:
+            return None  # not started (tests drive handle_batch themselves)
+        if not self._thread.is_alive():
+            return "the engine's thread has stopped"
+        stuck = time.monotonic() - self._turned
+        if stuck > STALL_S:
+            return f"the engine has not finished a batch for {stuck:.0f} s"
+        return None
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._turned = time.monotonic()
             try:
                 batch = self._next_batch()
             except Exception:  # the switch sockets failed us: log, breathe, go on
@@ -203,6 +219,7 @@ class Engine:
                 self._on_report(report)
             case OvsdbGone(conn):
                 self.fleet.connection_lost(conn)
+                self._retry_refused()
             case SwitchUp(dp):
                 self._on_switch_up(dp)
             case SwitchDown(dp):
@@ -221,6 +238,11 @@ class Engine:
         if change is not None:
             self.work.hypervisor_changed(change)
             self._resolve(change.name)
+
+    def _retry_refused(self) -> None:
+        """A claim was released: reports refused for claiming it may be taken now."""
+        for report in self.fleet.claims.waiting():
+            self._on_report(report)
 
     def _resolve(self, name: str, depth: int = 0) -> None:
         """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
@@ -242,6 +264,7 @@ class Engine:
                 self.work.network(net)
             self.work.tunnels = True
             self.work.forget_unused(self.policy)
+            self._retry_refused()
 
     def _openflow_up(self, hv: Hypervisor) -> bool:
         return hv.dpid in self.reconcilers

@@ -30,9 +30,12 @@ from ryu_dove.northbound.resources import COLLECTIONS, Collection
 LOG = logging.getLogger(__name__)
 
 View = Callable[[str], Mapping[str, Any]]  # section name -> {section: its data}
+Health = Callable[[], str | None]  # None: healthy; otherwise what is wrong
 Query = Mapping[str, list[str]]
 
 _MAX_DRAINED_BODY = 1 << 20  # bytes of a refused request's body read before answering 405
+IDLE_TIMEOUT_S = 30.0  # seconds a client may keep a connection without finishing a request
+MAX_CLIENTS = 64  # connections served at once (a thread each); more are closed at once
 _POLL_S = 0.05  # how often the serving thread looks for stop(): bounds how long stop() takes
 
 
@@ -48,7 +51,7 @@ def _matches(item: Mapping[str, Any], collection: Collection, query: Query) -> b
     return all(item.get(collection.filters[param]) in values for param, values in query.items())
 
 
-def _answer(view: View, path: str, query: Query) -> tuple[HTTPStatus, Any]:
+def _answer(view: View, health: Health, path: str, query: Query) -> tuple[HTTPStatus, Any]:
     """The status and JSON body for a GET of `path`; exceptions of `view` propagate."""
     if path not in ROUTES:
         return HTTPStatus.NOT_FOUND, {"error": f"no such resource: {path}",
@@ -61,7 +64,10 @@ def _answer(view: View, path: str, query: Query) -> tuple[HTTPStatus, Any]:
                                         "filters": sorted(allowed)}
     if path == "/":
         return HTTPStatus.OK, {"resources": list(ROUTES)}
-    if path == "/v1/health":  # the API answers: no need to read the controller's state
+    if path == "/v1/health":  # asked without the engine's thread: it may be what failed
+        problem = health()
+        if problem is not None:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "failing", "reason": problem}
         return HTTPStatus.OK, {"status": "ok"}
     if collection is None:
         return HTTPStatus.OK, view("controller")["controller"]
@@ -85,12 +91,13 @@ def _encode(body: Any) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "ryu_dove-api"
+    timeout = IDLE_TIMEOUT_S  # an idle or slow client is dropped, its thread freed
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         try:
-            status, body = _answer(self.server.view, path,
+            status, body = _answer(self.server.view, self.server.health, path,
                                    parse_qs(parts.query, keep_blank_values=True))
             payload = _encode(body)
         except Exception as exc:  # a bad view is one failed request, not a dead API
@@ -146,15 +153,31 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, sock: socket.socket, view: View) -> None:
+    def __init__(self, sock: socket.socket, view: View, health: Health) -> None:
         """Serve on a listening socket bound like every other listener of the controller
         (ovsdb_agent.sockets); HTTPServer's own bind would also do a reverse DNS look-up."""
         self.view = view
+        self.health = health
+        self._clients = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
         self.server_address = sock.getsockname()
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._clients.acquire(blocking=False):  # a thread per client, so a bound
+            LOG.debug("API: %d clients already, closing one more from %s", MAX_CLIENTS,
+                      client_address)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._clients.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Instead of a traceback on stderr: a client that went away is routine.
@@ -166,10 +189,12 @@ class _Server(ThreadingHTTPServer):
 class ApiServer:
     """Serves the read-only API on host:port in a daemon thread named "api"."""
 
-    def __init__(self, host: str, port: int, view: View) -> None:
+    def __init__(self, host: str, port: int, view: View,
+                 health: Health = lambda: None) -> None:
         self._host = host
         self._port = port  # 0: an ephemeral port, reported by `url` once started
         self._view = view
+        self._health = health
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -185,7 +210,7 @@ class ApiServer:
             raise RuntimeError(f"the API is already served on {self.url}")
         try:
             server = _Server(sockets.tcp_listener(self._host, self._port, blocking=True),
-                             self._view)
+                             self._view, self._health)
         except (OSError, OverflowError) as exc:  # OverflowError: port out of range
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             where = sockets.host_port(self._host, self._port)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ovsdb_agent import contract
 from ryu_dove.directory import Endpoint
 from ryu_dove.northbound.resources import item
+from ryu_dove.peerlog import printable
 
 if TYPE_CHECKING:
     from ryu_dove.engine.loop import Engine
@@ -34,8 +35,12 @@ def _endpoints(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _refused(engine: Engine) -> list[dict[str, Any]]:
-    return [item("refused", r.hypervisor, r.port, r.iface_id, r.reason)
-            for refusals in engine.endpoints.refused.values() for r in refusals]
+    """Hypervisors' reports refused whole (port and iface_id empty), then port bindings."""
+    whole = [item("refused", r.name, "", "", f"OVSDB connection {printable(r.conn)}: {r.reason}")
+             for r in engine.fleet.claims.refusals()]
+    return whole + [item("refused", r.hypervisor, printable(r.port), printable(r.iface_id),
+                         r.reason)
+                    for refusals in engine.endpoints.refused.values() for r in refusals]
 
 
 def _hypervisors(engine: Engine) -> list[dict[str, Any]]:

@@ -25,7 +25,6 @@ from ryu_dove.openflow.connection import Events, State, SwitchConnection
 from ryu_dove.peerlog import RateLimit
 
 LOG = logging.getLogger(__name__)
-_LIMITED = RateLimit(LOG)
 
 ACCEPT_BURST = 256  # connections accepted per wake-up: a thousand switches reconnect at once
 TICK_S = 1.0  # how often connections check their liveness
@@ -48,6 +47,7 @@ class OpenFlowServer(Events):
         self._events: list[Any] = []
         self._next_tick = clock() + TICK_S
         self._accept_paused_until: float | None = None
+        self._log = RateLimit(LOG, clock=clock)
         self.refused_connections = 0
 
     @property
@@ -120,16 +120,16 @@ class OpenFlowServer(Events):
     def _pause_accepting(self, exc: OSError) -> None:
         self._selector.unregister(self._listener)
         self._accept_paused_until = self._clock() + ACCEPT_BACKOFF_S
-        _LIMITED.log(logging.ERROR, "accept", "OpenFlow: cannot accept a connection (%s); "
-                     "not accepting for %.0f s", exc.strerror or exc, ACCEPT_BACKOFF_S)
+        self._log.log(logging.ERROR, "accept", "OpenFlow: cannot accept a connection (%s); "
+                      "not accepting for %.0f s", exc.strerror or exc, ACCEPT_BACKOFF_S)
 
     def _refuse(self, sock: socket.socket, address: Any) -> None:
         self.refused_connections += 1
         sock.close()
-        _LIMITED.log(logging.WARNING, "refused", "OpenFlow: refused a connection from %s: "
-                     "%d connections, %d of them not past the handshake (limits %d and %d)",
-                     address, len(self.connections), len(self._handshaking), MAX_CONNECTIONS,
-                     MAX_HANDSHAKING)
+        self._log.log(logging.WARNING, "refused", "OpenFlow: refused a connection from %s: "
+                      "%d connections, %d of them not past the handshake (limits %d and %d)",
+                      address, len(self.connections), len(self._handshaking), MAX_CONNECTIONS,
+                      MAX_HANDSHAKING)
 
     def _serve(self, conn: SwitchConnection, mask: int) -> None:
         if mask & selectors.EVENT_WRITE:

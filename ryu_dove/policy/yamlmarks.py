@@ -8,6 +8,8 @@ and CommentedSeq remember where each key and item came from (``.lc``).
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +53,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+MAX_BYTES = 16 << 20  # a policy file larger than this is refused, not read
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
@@ -91,16 +94,15 @@ def load_yaml(path: str) -> tuple[object, list[Problem]]:
     unreadable files, syntax errors and every duplicate key; callers validate
     the shape themselves.
     """
-    try:
-        with open(path, encoding="utf-8-sig") as stream:
-            text = stream.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return None, [Problem(path, 1, 1, f"cannot read: {reason}")]
+    text, problem = _read(path)
+    if text is None:
+        return None, [Problem(path, 1, 1, problem)]
     try:
         node = _yaml().compose(text)
-        duplicates = sorted(_duplicate_keys(path, node))
-        return _yaml().load(text), duplicates
+        problems = sorted(_duplicate_keys(path, node))
+        if any(p.message.startswith("a key must be") for p in problems):
+            return None, problems  # the parser cannot build such a mapping
+        return _yaml().load(text), problems
     except MarkedYAMLError as exc:
         return None, [_marked_problem(path, exc)]
     except ReaderError as exc:
@@ -110,6 +112,34 @@ def load_yaml(path: str) -> tuple[object, list[Problem]]:
         return None, [Problem(path, 1, 1, f"invalid YAML: {exc}")]
     except RecursionError:
         return None, [Problem(path, 1, 1, "invalid YAML: nested too deeply")]
+    except Exception as exc:  # the parser's own bugs on odd input (AssertionError, TypeError)
+        return None, [Problem(path, 1, 1, f"invalid YAML the parser cannot place: "
+                                          f"{type(exc).__name__}: {exc}")]
+
+
+def _read(path: str) -> tuple[str | None, str]:
+    """The file's text, or None and why not. Only regular files, opened without blocking (a
+    FIFO would stall a reload forever) and at most MAX_BYTES."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    with os.fdopen(fd, "rb") as stream:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "cannot read: not a regular file"
+        if st.st_size > MAX_BYTES:
+            return None, f"cannot read: {st.st_size} bytes, more than {MAX_BYTES} allowed"
+        try:
+            data = stream.read(MAX_BYTES + 1)
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}"
+    if len(data) > MAX_BYTES:
+        return None, f"cannot read: more than {MAX_BYTES} bytes"
+    try:
+        return data.decode("utf-8-sig"), ""
+    except UnicodeDecodeError as exc:
+        return None, f"cannot read: {exc}"
 
 
 def _marked_problem(path: str, exc: MarkedYAMLError) -> Problem:
@@ -146,7 +176,12 @@ def _duplicate_keys(path: str, root: Node | None) -> Iterator[Problem]:
 def _duplicates_in(path: str, node: MappingNode) -> Iterator[Problem]:
     first: dict[tuple[str, str], int] = {}
     for key, _value in node.value:
-        if not isinstance(key, ScalarNode) or key.value == "<<":  # merge keys may repeat
+        if not isinstance(key, ScalarNode):  # "? {a: 1}": no policy key is a mapping or list
+            mark = key.start_mark
+            yield Problem(path, mark.line + 1, mark.column + 1,
+                          "a key must be a plain value, not a mapping or a list")
+            continue
+        if key.value == "<<":  # merge keys may repeat
             continue
         ident = (str(key.tag), key.value)
         line = key.start_mark.line + 1

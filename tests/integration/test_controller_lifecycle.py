@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -92,6 +93,17 @@ def test_policy_reload_applies_good_changes_and_refuses_bad_ones(make_lab, write
     wait_for(lambda: "policy reload refused" in log.read_text(), 10, "the refusal in the log")
     assert f"{policy}:" in log.read_text()  # the problem is given with its position
     assert fate(lab, "g1", "g2") is Fate.REACHES  # the running policy is kept
+    policy.write_text("tenants:\n  a:\n? b: {c: 1}\n")  # crashed the YAML parser itself
+    lab.controller_reload()
+    wait_for(lambda: f"{policy}:3:3: a key must be a plain value" in log.read_text(), 10,
+             "the parser's failure as a positioned refusal")
+    policy.unlink()
+    os.mkfifo(policy)  # used to block the reload forever
+    lab.controller_reload()
+    wait_for(lambda: "not a regular file" in log.read_text(), 10, "the FIFO refused")
+    policy.unlink()
+    assert lab.status()["controller"]["running"]
+    assert fate(lab, "g1", "g2") is Fate.REACHES  # still the running policy
     text = Path(EXAMPLE_POLICY).read_text()
     policy.write_text(text[:text.index("  globex:")])  # globex is gone from the policy
     lab.controller_reload()

@@ -86,3 +86,44 @@ def test_debug_names_one_module(tmp_path, monkeypatch):
     finally:
         listener.stop()
         atexit.unregister(listener.stop)
+
+
+def test_the_watchdog_exits_70_when_the_engine_fails(monkeypatch) -> None:
+    from ryu_dove.cli import controller as cli
+
+    class App:
+        class engine:  # noqa: N801 - stands in for the controller's engine
+            @staticmethod
+            def health() -> str | None:
+                return "the engine's thread has stopped"
+
+    class Manager:
+        @staticmethod
+        def lookup_service_brick(name: str) -> object:
+            return App()
+
+    import threading
+    status = cli._watch(cli.build_parser().parse_args(["--policy", "p"]), Manager(),
+                        threading.Event(), set())
+    assert status == cli.EXIT_ENGINE_FAILED == 70
+
+
+def test_the_watchdog_reloads_on_request_and_stops_on_request(monkeypatch) -> None:
+    import threading
+
+    from ryu_dove.cli import controller as cli
+
+    reloads: list[list[str]] = []
+    monkeypatch.setattr(cli, "_reload", lambda paths, manager: reloads.append(paths))
+    wake, asked = threading.Event(), {"reload"}
+
+    class Manager:
+        @staticmethod
+        def lookup_service_brick(name: str) -> None:
+            asked.add("stop")  # the next round stops
+            wake.set()
+            return None
+
+    assert cli._watch(cli.build_parser().parse_args(["--policy", "p"]), Manager(), wake,
+                      asked) == 0
+    assert reloads == [["p"]]

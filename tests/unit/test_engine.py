@@ -285,7 +285,8 @@ def test_a_hypervisor_reporting_a_taken_tep_is_ignored_until_it_changes(caplog) 
     h.run(report("hv3", vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31"),
                  tep=TEPS["hv1"]))
     assert h.engine.directory.hypervisor("hv3") is None
-    assert "hv3 (OVSDB tcp:hv3) reports TEP 192.0.2.1, which hv1 uses" in caplog.text
+    assert "OVSDB tcp:hv3 claiming to be hv3 refused: TEP 192.0.2.1 is held by hypervisor hv1" \
+        in caplog.text
     assert {dpid: sw.table for dpid, sw in h.switches.items()} == before  # nothing disturbed
     h.run(report("hv3", vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31")))
     hv3 = h.engine.directory.hypervisor("hv3")

@@ -1,0 +1,104 @@
+"""Who holds each hypervisor name, TEP and datapath id: the first claim wins.
+
+Any OVSDB server that reaches the manager port can say it is any hypervisor. Until the
+channels are authenticated (certificates), the controller still never lets a second peer
+take what a first one holds: a report that claims a name held over another live
+connection, another hypervisor's TEP or another's datapath id is refused, reported
+(`dovectl show refused`) and changes nothing. So are names and TEPs that are not well
+formed (ovsdb_agent.contract). A refused report is kept and tried again when a claim is
+released (its holder's connection ended, or the holder left), so a hypervisor that
+reconnects before its old connection is noticed dead takes over as soon as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ovsdb_agent import contract
+from ovsdb_agent.reports import HypervisorReport
+from ryu_dove.directory import Hypervisor
+from ryu_dove.peerlog import RateLimit, printable
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportRefusal:
+    conn: str
+    name: str  # as claimed, escaped
+    reason: str
+
+
+class Claims:
+    def __init__(self) -> None:
+        self._tep: dict[str, str] = {}  # TEP -> the hypervisor that holds it
+        self._dpid: dict[int, str] = {}
+        self._conn: dict[str, str] = {}  # hypervisor -> the OVSDB connection it reports on
+        self._refused: dict[str, tuple[HypervisorReport, ReportRefusal]] = {}  # by connection
+        self._log = RateLimit(LOG, burst=20)  # logged once per change, and a flood is bounded
+
+    def problem(self, report: HypervisorReport) -> str | None:
+        """Why this report may not be taken, or None."""
+        name, tep = report.name, report.tep_ip
+        if not name or not tep:
+            return (f"not joined: no {contract.HYPERVISOR}/{contract.TEP_IP} "
+                    "(run dove-join on that hypervisor)")
+        why = contract.name_problem(name) or contract.tep_problem(tep)
+        if why is not None:
+            return why
+        holders = ((f"TEP {tep}", self._tep.get(tep, name)),
+                   (f"datapath id {report.dpid or 0:016x}",
+                    self._dpid.get(report.dpid, name) if report.dpid is not None else name))
+        for what, holder in holders:
+            if holder != name:
+                return f"{what} is held by hypervisor {holder}"
+        conn = self._conn.get(name, report.conn)
+        if conn != report.conn:
+            return f"hypervisor {name} reports over another connection ({conn})"
+        return None
+
+    def refuse(self, report: HypervisorReport, reason: str) -> None:
+        refusal = ReportRefusal(report.conn, printable(report.name or "?"), reason)
+        old = self._refused.get(report.conn)
+        if old is None or old[1] != refusal:
+            self._log.log(logging.ERROR, "refused", "OVSDB %s claiming to be %s refused: %s",
+                          printable(report.conn), refusal.name, printable(reason))
+        self._refused[report.conn] = (report, refusal)
+
+    def grant(self, report: HypervisorReport, old: Hypervisor | None, new: Hypervisor) -> None:
+        """The report was taken: its hypervisor holds its name, TEP and datapath id."""
+        self._refused.pop(report.conn, None)
+        self._conn[new.name] = report.conn
+        if old is new:
+            return
+        if old is not None:
+            self._tep.pop(old.tep_ip, None)
+            if old.dpid is not None:
+                self._dpid.pop(old.dpid, None)
+        self._tep[new.tep_ip] = new.name
+        if new.dpid is not None:
+            self._dpid[new.dpid] = new.name
+
+    def connection_ended(self, conn: str, name: str | None) -> None:
+        self._refused.pop(conn, None)
+        if name is not None and self._conn.get(name) == conn:
+            del self._conn[name]
+
+    def release(self, hv: Hypervisor) -> None:
+        """The hypervisor left: everything it held is free."""
+        if self._tep.get(hv.tep_ip) == hv.name:
+            del self._tep[hv.tep_ip]
+        if hv.dpid is not None and self._dpid.get(hv.dpid) == hv.name:
+            del self._dpid[hv.dpid]
+        self._conn.pop(hv.name, None)
+
+    def waiting(self) -> list[HypervisorReport]:
+        """The refused reports, to try again now that something was released."""
+        return [report for report, _ in self._refused.values()]
+
+    def refusals(self) -> list[ReportRefusal]:
+        return [refusal for _, refusal in self._refused.values()]
+
+    def name_of_dpid(self, dpid: int) -> str | None:
+        return self._dpid.get(dpid)

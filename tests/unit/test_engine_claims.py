@@ -1,0 +1,100 @@
+"""First claim wins: a report that claims another hypervisor's name, TEP or datapath id, or
+that is not well formed, is refused, shown, and changes nothing (ryu_dove.engine.claims)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pytest
+
+from ryu_dove.events import OvsdbGone, OvsdbReport
+from ryu_dove.northbound import views
+from tests.unit.test_engine import A1, TEPS, converged, report, vm_port
+
+C1 = vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31")
+
+
+def claim(**changes: object) -> OvsdbReport:
+    """hv3's report (a free name, TEP and datapath id) with some fields changed."""
+    return OvsdbReport(replace(report("hv3", C1).report, **changes))
+
+
+def tables(h) -> dict[int, dict]:
+    return {dpid: dict(sw.table) for dpid, sw in h.switches.items()}
+
+
+def refused(h) -> list[dict]:
+    return views.build(h.engine, "refused")["refused"]
+
+
+def test_a_second_connection_claiming_a_name_changes_nothing_until_the_first_ends() -> None:
+    h = converged()
+    before = tables(h)
+    rogue = report("hv1", C1, conn="tcp:203.0.113.99:4000")  # hv1's name, TEP and dpid
+    h.run(rogue)
+    assert tables(h) == before
+    assert h.engine.directory.endpoints_on("hv1")[0].port == "vif-a1"
+    [r] = refused(h)
+    assert r["hypervisor"] == "hv1" and r["port"] == ""
+    assert r["reason"] == ("OVSDB connection tcp:203.0.113.99:4000: hypervisor hv1 reports "
+                           "over another connection (tcp:hv1)")
+    h.run(OvsdbGone("tcp:hv1"))  # the first connection ended: the waiting one takes over
+    assert [e.port for e in h.engine.directory.endpoints_on("hv1")] == ["vif-c1"]
+    assert refused(h) == []
+
+
+def test_another_hypervisors_datapath_id_is_refused() -> None:
+    h = converged()
+    before = tables(h)
+    h.run(claim(dpid=1))  # a free name and TEP, but hv1's br-int
+    assert h.engine.directory.hypervisor("hv3") is None
+    assert tables(h)[1] == before[1]
+    assert any("datapath id 0000000000000001 is held by hypervisor hv1" in r["reason"]
+               for r in refused(h))
+
+
+@pytest.mark.parametrize("tep, why", [
+    ("0xc0.0.2.9", "a TEP is an IPv4 or IPv6 address"),
+    ("192.0.2.9 ", "a TEP is an IPv4 or IPv6 address"),
+    ("::ffff:192.0.2.1", "a TEP is written canonically (::ffff:c000:201)"),
+    ("::ffff:c000:201", "a TEP is not an IPv4-mapped IPv6 address (write 192.0.2.1)"),
+    ("224.0.0.5", "a TEP is a unicast address a tunnel can reach"),
+    ("127.0.0.1", "a TEP is a unicast address a tunnel can reach"),
+])
+def test_a_tep_that_is_not_one_canonical_unicast_address_is_refused(tep: str, why: str) -> None:
+    h = converged()
+    before = tables(h)
+    h.run(report("hv3", C1, tep=tep))
+    assert h.engine.directory.hypervisor("hv3") is None and tables(h) == before
+    [r] = refused(h)
+    assert r["reason"] == f"OVSDB connection tcp:hv3: {why}"
+    h.run(report("hv3", C1))  # fixed: taken, and the refusal is gone
+    assert h.engine.directory.hypervisor("hv3") is not None and refused(h) == []
+
+
+@pytest.mark.parametrize("name", ["hv1\nERROR forged", "\x1b[2Jhv", "-hv", "h" * 64, ""])
+def test_a_name_outside_the_safe_charset_is_refused_and_shown_escaped(name: str,
+                                                                       caplog) -> None:
+    h = converged()
+    h.run(claim(name=name))
+    assert len(h.engine.directory.hypervisors()) == 2
+    [r] = refused(h)
+    assert r["hypervisor"].isprintable() and r["hypervisor"].isascii()
+    assert all(line.startswith(("DEBUG", "INFO", "WARNING", "ERROR"))
+               for line in caplog.text.splitlines())
+
+
+def test_a_port_name_with_control_characters_is_logged_escaped(caplog) -> None:
+    caplog.set_level(logging.INFO)
+    h = converged()
+    evil = vm_port("e1", 2, "02:00:00:00:00:41", "198.51.100.41")
+    evil = replace(evil, name="vif\nCRITICAL forged")
+    h.run(report("hv1", A1, evil))
+    assert "vif\\nCRITICAL forged" in caplog.text
+    assert all(line.startswith(("DEBUG", "INFO", "WARNING", "ERROR"))
+               for line in caplog.text.splitlines())
+
+
+def test_teps_of_the_lab_are_accepted() -> None:
+    assert set(TEPS.values()) >= {"192.0.2.1", "192.0.2.2"}
