@@ -4,10 +4,10 @@ Pure builders, no state: ryu_dove.pipeline.compiler decides which parts a switch
 keeps them between changes. A switch's flows are the union of:
 - defaults.DEFAULTS: every stage's table-miss drop, the same everywhere;
 - port_security.endpoint_flows(): per local endpoint, its classification and port security;
-- per network it hosts, the network's shared part (network.build_part(): tunnel
-  classification, ARP answers and a unicast flow for every member MAC naming the member's
-  hypervisor in REG_REMOTE), identical on every hypervisor hosting the network, as
-  network.specialise() adapts it: its own members delivered locally, its flood flows, and
+- per network it hosts, the network's shared part (network.build_part(): ARP answers and a
+  unicast flow for every member MAC naming the member's hypervisor in REG_REMOTE), identical
+  on every hypervisor hosting the network, as network.specialise() adapts it: its own
+  members delivered locally, its flood flows, tunnel ingress from the other hosts only, and
   where ARP requests nobody can answer may go;
 - tunnels.to_tunnel(): per remote hypervisor it shares a network with, the OUT_TUNNEL flow
   to the tunnel port.

@@ -11,9 +11,11 @@ from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
 
 
 @lru_cache(maxsize=MEMO)
-def tunnel_classify(vni: int) -> Flow:
-    """From a tunnel: the VNI is the network; it skips port security (checked at the source)."""
-    return check(flow(Stage.IN_CLASSIFY, P_NORMAL, {"tunnel_id": vni},
+def tunnel_classify(vni: int, ofport: int) -> Flow:
+    """From the tunnel port of a hypervisor that hosts the network: the VNI is the network;
+    port security was checked at the source. Bound to those peers: VXLAN from any other
+    (a peer hosting none of the network, or a spoofed source no tunnel port has) is dropped."""
+    return check(flow(Stage.IN_CLASSIFY, P_NORMAL, {"in_port": ofport, "tunnel_id": vni},
                       [SetField(REG_NETWORK, vni), SetField(REG_FROM_TUNNEL, 1)],
                       goto=Stage.IN_L2_LOOKUP))
 

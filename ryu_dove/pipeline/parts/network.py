@@ -122,8 +122,6 @@ def build_part(net: Network, members: tuple[Endpoint, ...],
     shared: dict[int, Flow] = {}
     unicast: dict[str, Flow] = {}
     local: dict[str, list[Endpoint]] = {}
-    classify = tunnel_classify(net.vni)
-    shared[classify.cookie] = classify
     answered = {str(net.gateway)}
     if net.gateway.version == 4:
         for f in arp_reply(net.vni, str(net.gateway), GATEWAY_MAC):
@@ -167,6 +165,9 @@ def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
         flows[f.cookie] = f
     tunnels = tuple(hv.tunnels[r] for r in part.hosts if r != hv.name and r in hv.tunnels)
     for f in flood(vni, tuple(local_ports), tunnels):
+        flows[f.cookie] = f
+    for port in tunnels:  # tunnel ingress: only from the hypervisors hosting the network
+        f = tunnel_classify(vni, port)
         flows[f.cookie] = f
     # Only a VM bound without addresses can answer an ARP the responder cannot.
     askable = tuple(hv.tunnels[r] for r in sorted(part.addressless)

@@ -56,5 +56,14 @@ def test_tunnel_key_of_no_local_network_is_dropped(fabric: Fabric, hv: str, vni:
     assert fabric.receive(hv, "hv2", vni, broadcast(WEB3)) == []
 
 
+def test_tunnel_ingress_is_bound_to_the_peers_hosting_the_network(fabric: Fabric) -> None:
+    # acme/db is on hv1 and hv3 only: its VNI from hv2's tunnel is someone else's traffic
+    # (a spoofed source TEP, or a peer that has no business in that network).
+    frame = broadcast(DB2)
+    assert ports(fabric.receive("hv1", "hv3", VNI["acme/db"], frame)) == {DB1.ofport}
+    assert fabric.receive("hv1", "hv2", VNI["acme/db"], frame) == []
+    assert fabric.receive("hv1", "hv2", VNI["acme/db"], to(DB2, DB1)) == []
+
+
 def test_unknown_port_is_dropped(fabric: Fabric) -> None:
     assert fabric.switches["hv1"].process(broadcast(WEB1), in_port=77) == []
