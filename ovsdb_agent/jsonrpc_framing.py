@@ -19,11 +19,20 @@ from typing import Any
 import ovs.jsonrpc
 import ovs.util
 
+from ovsdb_agent.peerlog import RateLimit, printable
+
 # The manager's logger: these records belong to its connections (log filters select it).
 LOG = logging.getLogger("ovsdb_agent.manager")
+_LIMITED = RateLimit(LOG)  # one line per bad peer message at most a few times a second
 
+MAX_MESSAGE = 64 << 20  # characters: far over any hypervisor's database, far under our memory
+MAX_DEPTH = 64  # OVSDB's JSON nests a dozen deep; deeper is not OVSDB
 _OUTSIDE_STRING = re.compile(r'[{}\[\]"]')
 _INSIDE_STRING = re.compile(r'["\\]')
+
+
+class FramingError(ValueError):
+    """The peer's stream is not a sequence of OVSDB-sized JSON messages."""
 
 
 class Framer:
@@ -40,8 +49,11 @@ class Framer:
         self._depth = 0
         self._in_string = False
         self._skip = 0  # 1 when a read ended on a backslash: the next character is escaped
+        self._pending = 0  # characters of the message not yet whole
 
     def feed(self, text: str) -> None:
+        """Raises FramingError for a message over MAX_MESSAGE or nested over MAX_DEPTH; the
+        connection is then unusable (the stream can no longer be cut in messages)."""
         pos, start = self._skip, 0
         while True:
             pattern = _INSIDE_STRING if self._in_string else _OUTSIDE_STRING
@@ -55,15 +67,21 @@ class Framer:
                 self._in_string = not self._in_string
             elif c in "{[":
                 self._depth += 1
+                if self._depth > MAX_DEPTH:
+                    raise FramingError(f"JSON nested more than {MAX_DEPTH} deep")
             else:
                 self._depth -= 1
                 if self._depth <= 0:  # below zero is garbage, and json.loads will say so
                     self._pieces.append(text[start:pos])
                     self._whole.append("".join(self._pieces))
                     self._pieces, self._depth, start = [], 0, pos
+                    self._pending = 0
         self._skip = max(0, pos - len(text))
         if start < len(text):
             self._pieces.append(text[start:])
+            self._pending += len(text) - start
+            if self._pending > MAX_MESSAGE:
+                raise FramingError(f"a message longer than {MAX_MESSAGE} characters")
 
     def next(self) -> str | None:
         """The next whole message's text, or None until more data arrives."""
@@ -106,14 +124,20 @@ class FramingConnection(ovs.jsonrpc.Connection):
             except UnicodeError:
                 self.error(errno.EILSEQ)
                 return self.status, None
+            except FramingError as exc:
+                _LIMITED.log(logging.WARNING, "framing", "OVSDB connection %s: %s", self.name,
+                             exc)
+                self.error(errno.EMSGSIZE)
+                return self.status, None
 
     def _message(self, text: str) -> tuple[int, Any]:
         try:
             msg = ovs.jsonrpc.Message.from_json(json.loads(text))
-        except ValueError as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             msg = str(exc)
         if not isinstance(msg, ovs.jsonrpc.Message):  # from_json returns errors as strings
-            LOG.warning("OVSDB connection %s: bad JSON-RPC message: %s", self.name, msg)
+            _LIMITED.log(logging.WARNING, "bad message", "OVSDB connection %s: bad JSON-RPC "
+                         "message: %s", self.name, printable(msg))
             self.error(errno.EPROTO)
             return self.status, None
         return 0, msg

@@ -28,6 +28,7 @@ from ovsdb_agent.idl_session import (
 )
 from ovsdb_agent.idl_snapshot import Snapshots
 from ovsdb_agent.listener import Listener, OvsdbListenError, peer_name
+from ovsdb_agent.peerlog import RateLimit
 from ovsdb_agent.reactor import Reactor, Waker, Wants
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
 from ovsdb_agent.tunnel_ports import check_spec
@@ -37,6 +38,8 @@ __all__ = ["OvsdbListenError", "OvsdbManager"]
 
 LOG = logging.getLogger(__name__)
 
+MAX_CONNECTIONS = 4096  # in all; more are closed as soon as they are accepted
+MAX_UNREPORTED = 512  # connections that have not yet said which hypervisor they are
 ACCEPT_PAUSE_MS = 1000.0  # after e.g. EMFILE: a listener that stays readable would spin
 _LISTENER = -1  # reactor parties that are not hypervisor connections
 _WAKER = -2
@@ -118,6 +121,8 @@ class OvsdbManager:
         self._reactor: Reactor | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._log = RateLimit(LOG)  # accept failures and refusals: a flood must not flood logs
+        self.refused_connections = 0
 
     def start(self) -> None:
         """Bind and start serving; raises OvsdbListenError here (OSError: no schema file)."""
@@ -215,14 +220,26 @@ class OvsdbManager:
         assert self._reactor is not None and self._listener is not None
         accepted: set[int] = set()
         wants = Wants.readable(self._listener.fileno())
-        error = self._listener.accept(lambda stream: accepted.add(self._adopt(stream)))
+        error = self._listener.accept(lambda stream: self._take(stream, accepted))
         if error:
-            LOG.error("OVSDB manager on %s: cannot accept connections: %s; pausing "
-                      "%.0f s", self.listen, os.strerror(error), ACCEPT_PAUSE_MS / 1000)
+            self._log.log(logging.ERROR, "accept", "OVSDB manager on %s: cannot accept "
+                          "connections: %s; pausing %.0f s", self.listen, os.strerror(error),
+                          ACCEPT_PAUSE_MS / 1000)
             wants = Wants()
             wants.timer_wait(ACCEPT_PAUSE_MS)
         self._reactor.arm(_LISTENER, wants)
         return accepted
+
+    def _take(self, stream: Any, accepted: set[int]) -> None:
+        unreported = sum(1 for c in self._conns.values() if c.report is None)
+        if len(self._conns) < MAX_CONNECTIONS and unreported < MAX_UNREPORTED:
+            accepted.add(self._adopt(stream))
+            return
+        self.refused_connections += 1
+        stream.close()
+        self._log.log(logging.WARNING, "refused", "OVSDB manager on %s: refused a connection: "
+                      "%d connections, %d not reporting yet (limits %d and %d)", self.listen,
+                      len(self._conns), unreported, MAX_CONNECTIONS, MAX_UNREPORTED)
 
     def _adopt(self, stream: Any) -> int:
         party = next(self._parties)

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from ovsdb_agent.peerlog import printable
 from ryu_dove.northbound.resources import COLLECTIONS, Collection
-from ryu_dove.peerlog import printable
 from ryu_dove.policy import ConfigError, Policy, load_policy
 
 EXIT_OK = 0

@@ -17,6 +17,9 @@ from ryu_dove.directory import Directory, Endpoint
 from ryu_dove.policy import Network, Policy
 
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+ZERO_MAC = "00:00:00:00:00:00"
+MAX_PORT = 0xFFFFFF00  # OFPP_MAX: above are LOCAL, CONTROLLER, IN_PORT and the like
+MAX_ADDRESSES = 64  # per VM port: more is a mistake or an attack on the flow tables
 
 
 @dataclass(frozen=True)
@@ -80,19 +83,23 @@ def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str
     if net is None:
         return f"unknown network {key!r} (not in the policy)"
     mac = ids.get(contract.ATTACHED_MAC, "").lower()
-    if not MAC.match(mac) or int(mac[:2], 16) & 1:
+    if not MAC.match(mac) or int(mac[:2], 16) & 1 or mac == ZERO_MAC:
         return f"{contract.ATTACHED_MAC} {ids.get(contract.ATTACHED_MAC)!r} is not a unicast MAC"
+    if port.ofport is None or not 0 < port.ofport <= MAX_PORT:
+        return f"ofport {port.ofport} is not a port a VM can be on"
     ips = _addresses(net, ids.get(contract.IPS, ""))
     if isinstance(ips, str):
         return ips
     iface_id = ids.get(contract.IFACE_ID) or port.name
-    assert port.ofport is not None
     return Endpoint(net.key, mac, ips, hypervisor, port.name, port.ofport, iface_id)
 
 
 def _addresses(net: Network, raw: str) -> tuple[str, ...] | str:
     ips: list[str] = []
-    for text in filter(None, (part.strip() for part in raw.split(","))):
+    parts = [part.strip() for part in raw.split(",", MAX_ADDRESSES) if part.strip()]
+    if len(parts) > MAX_ADDRESSES:
+        return f"{contract.IPS}: more than {MAX_ADDRESSES} addresses"
+    for text in parts:
         why = net.host_problem(text)
         if why:
             return f"{contract.IPS}: {why}"

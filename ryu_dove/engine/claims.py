@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 
 from ovsdb_agent import contract
+from ovsdb_agent.peerlog import RateLimit, printable
 from ovsdb_agent.reports import HypervisorReport
 from ryu_dove.directory import Hypervisor
-from ryu_dove.peerlog import RateLimit, printable
 
 LOG = logging.getLogger(__name__)
 

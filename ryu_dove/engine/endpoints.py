@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from ovsdb_agent.peerlog import RateLimit, printable
 from ovsdb_agent.reports import PortInfo
 from ryu_dove.directory import Directory, Endpoint, bindings
-from ryu_dove.peerlog import RateLimit, printable
 from ryu_dove.policy import Policy
 
 LOG = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ovsdb_agent import contract
+from ovsdb_agent.peerlog import printable
 from ryu_dove.directory import Endpoint
 from ryu_dove.northbound.resources import item
-from ryu_dove.peerlog import printable
 
 if TYPE_CHECKING:
     from ryu_dove.engine.loop import Engine

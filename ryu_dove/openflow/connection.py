@@ -36,10 +36,10 @@ from typing import Any
 from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
 
 from ovsdb_agent import sockets
+from ovsdb_agent.peerlog import RateLimit
 from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages, replies
 from ryu_dove.openflow.replies import MalformedMessage
-from ryu_dove.peerlog import RateLimit
 
 LOG = logging.getLogger(__name__)
 _UNKNOWN_PEERS = RateLimit(LOG)

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ovsdb_agent import sockets
+from ovsdb_agent.peerlog import RateLimit
 from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
 from ryu_dove.openflow.connection import Events, State, SwitchConnection
-from ryu_dove.peerlog import RateLimit
 
 LOG = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pytest
 
 from ryu_dove.events import OvsdbGone, OvsdbReport
 from ryu_dove.northbound import views
-from tests.unit.test_engine import A1, TEPS, converged, report, vm_port
+from tests.unit.test_engine import A1, TEPS, converged, report, tunnel_port, vm_port
 
 C1 = vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31")
 
@@ -98,3 +98,23 @@ def test_a_port_name_with_control_characters_is_logged_escaped(caplog) -> None:
 
 def test_teps_of_the_lab_are_accepted() -> None:
     assert set(TEPS.values()) >= {"192.0.2.1", "192.0.2.2"}
+
+
+@pytest.mark.parametrize("ofport, mac, ips, why", [
+    (5, "00:00:00:00:00:00", "198.51.100.41", "attached-mac '00:00:00:00:00:00' is not a "
+                                              "unicast MAC"),
+    (0xFFFFFFFE, "02:00:00:00:00:41", "198.51.100.41",
+     "ofport 4294967294 is not a port a VM can be on"),  # LOCAL
+    (0xFFFFFFFD, "02:00:00:00:00:41", "198.51.100.41",
+     "ofport 4294967293 is not a port a VM can be on"),  # CONTROLLER
+    (5, "02:00:00:00:00:41", ",".join(f"198.51.100.{i}" for i in range(1, 70)),
+     "dove-ips: more than 64 addresses"),
+])
+def test_absurd_bindings_are_refused_with_the_reason(ofport: int, mac: str, ips: str,
+                                                     why: str) -> None:
+    h = converged()
+    before = tables(h)
+    bad = vm_port("bad", ofport, mac, ips)
+    h.run(report("hv1", A1, tunnel_port("hv2", 9), bad))
+    assert [r["reason"] for r in refused(h)] == [why]
+    assert tables(h) == before

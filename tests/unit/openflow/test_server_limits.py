@@ -12,9 +12,9 @@ import time
 import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from ovsdb_agent.peerlog import RateLimit, printable
 from ryu_dove.openflow import connection as ofconn
 from ryu_dove.openflow import server as ofserver
-from ryu_dove.peerlog import RateLimit, printable
 from tests.unit.openflow.peers import HEADER, up
 
 
