@@ -13,6 +13,8 @@ import ipaddress
 import math
 from collections.abc import Callable
 
+from ovsdb_agent import contract
+
 
 def ip_address(text: str) -> str:
     """An IPv4 or IPv6 address, written canonically (e.g. '2001:db8::1')."""
@@ -20,6 +22,22 @@ def ip_address(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
+
+
+def tep_address(text: str) -> str:
+    """A tunnel endpoint: one canonical unicast address (the controller refuses others)."""
+    address = ip_address(text)
+    why = contract.tep_problem(address)
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"not a usable TEP: {text!r}: {why}")
+    return address
+
+
+def hypervisor_name(text: str) -> str:
+    why = contract.name_problem(text)
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"not a hypervisor name: {text!r}: {why}")
+    return text
 
 
 def tcp_port(text: str) -> int:

@@ -124,10 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dove-join", description=__doc__.splitlines()[0])
     p.add_argument("--controller", required=True, type=cli_args.ip_address,
                    help="management address of the DOVE controller")
-    p.add_argument("--tep-ip", required=True, type=cli_args.ip_address,
+    p.add_argument("--tep-ip", required=True, type=cli_args.tep_address,
                    help="underlay address of this hypervisor's VXLAN tunnel endpoint")
-    p.add_argument("--hypervisor", default=socket.gethostname(),
-                   help="this hypervisor's name in the overlay (default: hostname)")
+    p.add_argument("--hypervisor", default=socket.gethostname(), type=cli_args.hypervisor_name,
+                   help="this hypervisor's name in the overlay (default: hostname; 1-63 "
+                        "letters, digits, '.', '_', '-')")
     p.add_argument("--datapath-type", choices=["system", "netdev"], default="system",
                    help="system on a real hypervisor, netdev for the userspace datapath")
     p.add_argument("--db", default=contract.DEFAULT_DB, help="OVSDB server (default: %(default)s)")

@@ -44,3 +44,19 @@ def test_a_positive_number_is_finite_and_above_zero(text: str) -> None:
 
 def test_zero_seconds_is_a_valid_duration() -> None:
     assert cli_args.seconds("0") == 0.0 and cli_args.positive_number("2.5") == 2.5
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "224.0.0.1", "0.0.0.0", "::ffff:192.0.2.1"])
+def test_a_tep_must_be_a_reachable_unicast_address(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="not a usable TEP"):
+        cli_args.tep_address(text)
+
+
+def test_a_tep_comes_back_canonical() -> None:
+    assert cli_args.tep_address("2001:DB8::7") == "2001:db8::7"
+
+
+@pytest.mark.parametrize("text", ["", "-x", "a b", "x" * 64, "hv\n1"])
+def test_a_hypervisor_name_is_of_the_safe_charset(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="not a hypervisor name"):
+        cli_args.hypervisor_name(text)
