@@ -35,6 +35,7 @@ class Claims:
         self._tep: dict[str, str] = {}  # TEP -> the hypervisor that holds it
         self._dpid: dict[int, str] = {}
         self._conn: dict[str, str] = {}  # hypervisor -> the OVSDB connection it reports on
+        self._name: dict[str, str] = {}  # and back: connection -> the name it holds
         self._refused: dict[str, tuple[HypervisorReport, ReportRefusal]] = {}  # by connection
         self._log = RateLimit(LOG, burst=20)  # logged once per change, and a flood is bounded
 
@@ -69,7 +70,10 @@ class Claims:
     def grant(self, report: HypervisorReport, old: Hypervisor | None, new: Hypervisor) -> None:
         """The report was taken: its hypervisor holds its name, TEP and datapath id."""
         self._refused.pop(report.conn, None)
-        self._conn[new.name] = report.conn
+        held = self._name.get(report.conn)
+        if held is not None and held != new.name:  # the connection now says another name
+            self._conn.pop(held, None)
+        self._conn[new.name], self._name[report.conn] = report.conn, new.name
         if old is new:
             return
         if old is not None:
@@ -82,6 +86,7 @@ class Claims:
 
     def connection_ended(self, conn: str, name: str | None) -> None:
         self._refused.pop(conn, None)
+        self._name.pop(conn, None)
         if name is not None and self._conn.get(name) == conn:
             del self._conn[name]
 
@@ -91,7 +96,9 @@ class Claims:
             del self._tep[hv.tep_ip]
         if hv.dpid is not None and self._dpid.get(hv.dpid) == hv.name:
             del self._dpid[hv.dpid]
-        self._conn.pop(hv.name, None)
+        conn = self._conn.pop(hv.name, None)
+        if conn is not None:
+            self._name.pop(conn, None)
 
     def waiting(self) -> list[HypervisorReport]:
         """The refused reports, to try again now that something was released."""

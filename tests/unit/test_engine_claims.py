@@ -118,3 +118,12 @@ def test_absurd_bindings_are_refused_with_the_reason(ofport: int, mac: str, ips:
     h.run(report("hv1", A1, tunnel_port("hv2", 9), bad))
     assert [r["reason"] for r in refused(h)] == [why]
     assert tables(h) == before
+
+
+def test_a_connection_that_reports_another_name_releases_the_first() -> None:
+    h = converged()
+    h.run(claim(conn="tcp:x"))  # hv3 over tcp:x
+    h.run(claim(conn="tcp:x", name="hv4", tep_ip="192.0.2.44", dpid=44))  # now says hv4
+    h.run(claim(conn="tcp:y"))  # hv3 again, from a new connection: nobody holds its name
+    assert h.engine.fleet.ovsdb_connected("hv3")
+    assert [r for r in refused(h) if r["port"] == ""] == []  # no report refused
