@@ -1,14 +1,17 @@
 """Listening sockets and peer names, shared by every listener of the controller.
 
 The OpenFlow listener, the OVSDB manager and the REST API all listen the same way, so they
-bind through one function (TLS, connection limits and the like will be added here once, not
-three times). It lives in ovsdb_agent because ryu_dove imports ovsdb_agent and not the
-other way round.
+bind through one function; the TLS context of the control channels is made here too, and a
+peer's identity read from its certificate. It lives in ovsdb_agent because ryu_dove imports
+ovsdb_agent and not the other way round.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any
 
 
 def tcp_listener(host: str, port: int, *, blocking: bool = False) -> socket.socket:
@@ -33,3 +36,42 @@ def tcp_listener(host: str, port: int, *, blocking: bool = False) -> socket.sock
 def host_port(host: str, port: int) -> str:
     """host:port for logs and URLs, an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The controller's key and certificate, and the CA its peers' certificates must chain
+    to (ovs-pki's switchca for hypervisors). Mutual: a peer without a certificate signed by
+    that CA never gets past the handshake."""
+
+    key: str
+    cert: str
+    ca: str
+
+
+def server_tls(files: TlsFiles) -> ssl.SSLContext:
+    """A server context that requires and verifies the client's certificate; TLS 1.2 or
+    later. Raises OSError/ssl.SSLError naming the file that is wrong."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_cert_chain(files.cert, files.key)
+    ctx.load_verify_locations(files.ca)
+    return ctx
+
+
+def peer_identity(sock: ssl.SSLSocket) -> str | None:
+    """The name on the peer's certificate: its subject's CN up to the first space (ovs-pki
+    writes "NAME id:UUID"). None before the handshake is done."""
+    try:
+        cert = sock.getpeercert()
+    except ValueError:  # not connected, or the handshake is not done
+        return None
+    if not cert:
+        return None
+    subject: Any = cert.get("subject", ())
+    for rdn in subject:  # ((("commonName", "hv1 id:..."),), ...)
+        for key, value in rdn:
+            if key == "commonName" and str(value).strip():
+                return str(value).split()[0]
+    return None

@@ -30,3 +30,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def _ci_fail() -> None:
     pytest.fail("integration tests must run in CI: need root and Open vSwitch")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    """Certificates as a lab makes them (ovs-pki): hypervisors hv1, hv2, hv3 and the
+    controller "ctl", and a second, untrusted PKI with its own "hv1"."""
+    from dove_lab.pki import Pki
+    trusted = Pki(tmp_path_factory.mktemp("pki")).ensure()
+    for name in ("hv1", "hv2", "hv3"):
+        trusted.issue(name, "switch")
+    trusted.issue("ctl", "controller")
+    other = Pki(tmp_path_factory.mktemp("other-pki")).ensure()
+    other.issue("hv1", "switch")
+    return trusted, other

@@ -28,6 +28,7 @@ import contextlib
 import enum
 import logging
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -55,9 +56,11 @@ READ_PAUSE = 1 << 20  # with this much unsent, stop reading: a peer that asks (e
 # reads the answers only fills its own TCP window, not our memory
 RECV_SIZE = 256 << 10
 IOV_MAX = 1024
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 
 
 class State(enum.Enum):
+    TLS = "tls"  # the TLS handshake (certificates both ways) is under way
     HELLO = "hello"  # waiting for the switch's HELLO
     FEATURES = "features"  # waiting for FEATURES_REPLY
     UP = "up"
@@ -82,9 +85,11 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
                  clock: Callable[[], float]) -> None:
         super().__init__(version=VERSION)
         self.id: int | None = None
+        self.identity: str | None = None  # the name on its certificate (TLS only)
         self.sock = sock
         self.address = address
-        self.state = State.HELLO
+        self.state = State.TLS if isinstance(sock, ssl.SSLSocket) else State.HELLO
+        self._tls_wants_write = False
         self._events = events
         self._clock = clock
         self._inbuf = bytearray()
@@ -93,11 +98,42 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         self.connected_at = self.last_heard = clock()
         self._probed = False
         self.close_reason = ""
-        self.send(messages.hello())
+        if self.state is State.TLS:
+            self._handshake()
+        else:
+            self.send(messages.hello())
 
     def __repr__(self) -> str:
         who = f"dpid {self.id:016x}" if self.id is not None else "switch"
+        if self.identity is not None:
+            who += f" ({self.identity})"
         return f"<{who} at {_address(self.address)} {self.state.value}>"
+
+    # --- TLS ----------------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        """Drive the TLS handshake; once done, the peer's certificate names it and the
+        OpenFlow handshake starts."""
+        assert isinstance(self.sock, ssl.SSLSocket)
+        self._tls_wants_write = False
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            return
+        except ssl.SSLWantWriteError:
+            self._tls_wants_write = True
+            self._events.backlogged(self)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self.close(f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
+            return
+        self.identity = sockets.peer_identity(self.sock)
+        if self.identity is None:
+            self.close("TLS: the certificate names no one (no commonName)")
+            return
+        self.state = State.HELLO
+        self.send(messages.hello())
+        self._events.backlogged(self)  # interest may change now
 
     # --- writing ----------------------------------------------------------------------
 
@@ -109,7 +145,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
         if not self._out:
             try:
                 n = self.sock.send(buf)
-            except BlockingIOError:
+            except _WOULD_BLOCK:  # (TLS: retried later with the same bytes, as it must be)
                 n = 0
             except OSError as exc:
                 self.close(f"send failed: {exc.strerror or exc}")
@@ -126,11 +162,15 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
 
     def on_writable(self) -> bool:
         """Write what waits; True once nothing does."""
+        if self.state is State.TLS:
+            self._handshake()
+            return not self._tls_wants_write
+        tls = isinstance(self.sock, ssl.SSLSocket)
         while self._out:
             batch = [self._out[i] for i in range(min(len(self._out), IOV_MAX))]
-            try:
-                n = self.sock.sendmsg(batch)
-            except BlockingIOError:
+            try:  # TLS has no sendmsg: one buffer at a time, retried whole
+                n = self.sock.send(batch[0]) if tls else self.sock.sendmsg(batch)
+            except _WOULD_BLOCK:
                 return False
             except OSError as exc:
                 self.close(f"send failed: {exc.strerror or exc}")
@@ -148,7 +188,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
 
     @property
     def writing(self) -> bool:
-        return bool(self._out)
+        return bool(self._out) or self._tls_wants_write
 
     @property
     def reading_paused(self) -> bool:
@@ -157,9 +197,14 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
     # --- reading ----------------------------------------------------------------------
 
     def on_readable(self) -> None:
+        if self.state is State.TLS:
+            self._handshake()
+            return
         try:
             data = self.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+            while isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+                data += self.sock.recv(RECV_SIZE)  # decrypted already: epoll will not say so
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as exc:
             self.close(f"receive failed: {exc.strerror or exc}")

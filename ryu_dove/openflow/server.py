@@ -15,6 +15,7 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +36,12 @@ ACCEPT_BACKOFF_S = 1.0  # after accept() fails (out of descriptors): stop accept
 
 class OpenFlowServer(Events):
     def __init__(self, host: str, port: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: switches must present a certificate this context accepts (mutual TLS);
+        None serves plain TCP, which lets anyone who reaches the port be any switch."""
         self._clock = clock
+        self._tls = tls
         self._listener = sockets.tcp_listener(host, port)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, None)
@@ -111,6 +116,9 @@ class OpenFlowServer(Events):
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_side=True,
+                                             do_handshake_on_connect=False)
             conn = SwitchConnection(sock, address, self, self._clock)
             if conn.state is not State.CLOSED:  # (closed at once if its HELLO failed)
                 self.connections.add(conn)
