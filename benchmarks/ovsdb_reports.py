@@ -36,9 +36,8 @@ from benchmarks.scale import positive
 from ovsdb_agent import contract
 from ovsdb_agent.idl_session import COLUMNS, NAME_INDEX, NAMED_TABLES, TrackingIdl
 from ovsdb_agent.idl_snapshot import Snapshots, snapshot
-from ovsdb_agent.manager import touched_tunnels
 from ovsdb_agent.reports import TunnelSpec
-from ovsdb_agent.tunnel_ports import plan_tunnels
+from ovsdb_agent.tunnel_ports import plan_tunnels, touched_tunnels
 from ryu_dove.tunnel_ids import tunnel_port_name
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"

@@ -61,21 +61,22 @@ class Listener:
             self._unix_path = None
 
 
-def peer_name(sock: socket.socket, seq: int) -> str:
-    """The connection's name in reports and logs: tcp:IP:PORT, or the peer's pid for unix."""
+def peer_name(sock: socket.socket, seq: int, kind: str = "tcp") -> str:
+    """The connection's name in reports and logs: tcp:IP:PORT (ssl:IP:PORT over TLS), or the
+    peer's pid for unix."""
     if sock.family == socket.AF_UNIX:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return f"unix:pid={struct.unpack('3i', creds)[0]}#{seq}"
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     host, port = sock.getpeername()[:2]
-    return f"tcp:{sockets.host_port(host, port)}"
+    return f"{kind}:{sockets.host_port(host, port)}"
 
 
 def _listen(listen: str) -> tuple[socket.socket, tuple[str, int] | None]:
     """A non-blocking listening socket for ptcp:PORT[:IP] or punix:PATH, and the unix path
     with its inode."""
     kind, _, rest = listen.partition(":")
-    if kind == "ptcp":
+    if kind in ("ptcp", "pssl"):  # pssl: TLS comes after accept (ovsdb_agent.tls_accept)
         host, port = _tcp_address(listen, rest)
         try:
             return sockets.tcp_listener(host, port), None
@@ -88,7 +89,8 @@ def _listen(listen: str) -> tuple[socket.socket, tuple[str, int] | None]:
         sock = _bind(listen, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), rest)
         os.chmod(rest, 0o700)  # like OVS's punix: only the owner (root) may connect
         return sock, (rest, os.stat(rest).st_ino)
-    raise OvsdbListenError(f"cannot listen on {listen}: expected ptcp:PORT[:IP] or punix:PATH")
+    raise OvsdbListenError(f"cannot listen on {listen}: expected ptcp:PORT[:IP], "
+                           "pssl:PORT[:IP] or punix:PATH")
 
 
 def _tcp_address(listen: str, rest: str) -> tuple[str, int]:

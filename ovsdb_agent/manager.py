@@ -12,27 +12,28 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import ssl
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ovsdb_agent import contract
 from ovsdb_agent.idl_session import (
     VSWITCH_SCHEMA,
-    Changes,
     adopt_stream,
     disconnect_reason,
     idl_schema_json,
     probe_expired,
 )
-from ovsdb_agent.idl_snapshot import Snapshots
 from ovsdb_agent.listener import Listener, OvsdbListenError, peer_name
+from ovsdb_agent.peer import OvsdbConnection
 from ovsdb_agent.peerlog import RateLimit
 from ovsdb_agent.reactor import Reactor, Waker, Wants
 from ovsdb_agent.reports import HypervisorReport, TunnelSpec
-from ovsdb_agent.tunnel_ports import check_spec
-from ovsdb_agent.tunnel_writer import TunnelWriter, WriterElection
+from ovsdb_agent.tls_accept import TlsHandshakes
+from ovsdb_agent.tunnel_ports import check_spec, touched_tunnels
+from ovsdb_agent.tunnel_writer import WriterElection
 
 __all__ = ["OvsdbListenError", "OvsdbManager"]
 
@@ -45,52 +46,6 @@ _LISTENER = -1  # reactor parties that are not hypervisor connections
 _WAKER = -2
 
 
-# --- one hypervisor connection --------------------------------------------------------------
-
-class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes messages with the hypervisor in operator terms: "OVSDB of hv2 (tcp:...)"."""
-
-    def __init__(self, conn: _OvsdbConnection) -> None:
-        super().__init__(LOG, {})
-        self.conn = conn
-
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
-        extra = {"hypervisor": self.conn.hypervisor, "ovsdb_conn": self.conn.peer}
-        return f"OVSDB of {self.conn.who}: {msg}", {**kwargs, "extra": extra}
-
-
-@dataclass(eq=False)
-class _OvsdbConnection:
-    """The manager thread's state for one accepted connection."""
-
-    party: int
-    peer: str  # the connection's name in logs and reports (their `conn`): tcp:IP:PORT
-    idl: Any
-    hypervisor: str | None = None  # the name it reports (Open_vSwitch external_ids)
-    report: HypervisorReport | None = None
-    seen_seqno: int = 0  # idl.change_seqno at the last report
-    snapshots: Snapshots = field(init=False)
-    log: _ConnectionLog = field(init=False)
-    tunnels: TunnelWriter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log = _ConnectionLog(self)
-        self.tunnels = TunnelWriter(self.log)
-        self.snapshots = Snapshots(self.peer)
-
-    @property
-    def who(self) -> str:
-        return f"{self.hypervisor} ({self.peer})" if self.hypervisor else self.peer
-
-    @property
-    def session(self) -> Any:
-        return self.idl._session
-
-    @property
-    def monitoring(self) -> bool:
-        return bool(self.idl.state == self.idl.IDL_S_MONITORING)
-
-
 # --- the manager ----------------------------------------------------------------------------
 
 class OvsdbManager:
@@ -101,8 +56,13 @@ class OvsdbManager:
 
     def __init__(self, listen: str, on_report: Callable[[HypervisorReport], None],
                  on_disconnect: Callable[[str], None], probe_interval_ms: int = 5000,
-                 *, schema_path: str = VSWITCH_SCHEMA) -> None:
+                 *, schema_path: str = VSWITCH_SCHEMA, tls: ssl.SSLContext | None = None,
+                 ) -> None:
+        """`listen`: ptcp:PORT[:IP], punix:PATH, or pssl:PORT[:IP] with `tls` (hypervisors
+        must then present a certificate that context accepts, and are named by it)."""
         self.listen = listen
+        self._tls = tls
+        self._handshakes: TlsHandshakes | None = None
         self._on_report = on_report
         self._on_disconnect = on_disconnect
         self._probe_interval_ms = probe_interval_ms
@@ -112,9 +72,10 @@ class OvsdbManager:
         self._waker: Waker | None = None  # callers wake() it; the thread waits for it
         # Everything below belongs to the manager thread once start() returns.
         self._desired: dict[str, dict[str, TunnelSpec]] = {}  # sticky, by hypervisor name
-        self._conns: dict[int, _OvsdbConnection] = {}
+        self._conns: dict[int, OvsdbConnection] = {}
         self._election = WriterElection(self._wake_soon)  # by the names connections report
         self._parties = itertools.count(1)
+        self._seq = itertools.count(1)  # numbers unix peers' names
         self._txn_ids = itertools.count(1)
         self._schema_json: Any = None
         self._listener: Listener | None = None
@@ -134,6 +95,9 @@ class OvsdbManager:
         self._reactor = Reactor()
         self._reactor.arm(_LISTENER, Wants.readable(self._listener.fileno()))
         self._reactor.arm(_WAKER, Wants.readable(self._waker.fd))
+        if self._tls is not None:
+            self._handshakes = TlsHandshakes(self._tls, self._reactor,
+                                             lambda: next(self._parties), self._tls_failed)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ovsdb-manager", daemon=True)
         self._thread.start()
@@ -196,6 +160,9 @@ class OvsdbManager:
         if _LISTENER in ready:
             ready |= self._accept()
         for party in ready:
+            if self._handshakes is not None and party in self._handshakes:
+                self._tls_step(party)
+                continue
             conn = self._conns.get(party)
             if conn is not None:
                 self._service(conn)
@@ -232,8 +199,12 @@ class OvsdbManager:
 
     def _take(self, stream: Any, accepted: set[int]) -> None:
         unreported = sum(1 for c in self._conns.values() if c.report is None)
+        unreported += len(self._handshakes or ())
         if len(self._conns) < MAX_CONNECTIONS and unreported < MAX_UNREPORTED:
-            accepted.add(self._adopt(stream))
+            if self._handshakes is None:
+                accepted.add(self._adopt(stream))
+            else:
+                self._handshakes.start(stream, self._peer(stream, "ssl"))
             return
         self.refused_connections += 1
         stream.close()
@@ -241,18 +212,33 @@ class OvsdbManager:
                       "%d connections, %d not reporting yet (limits %d and %d)", self.listen,
                       len(self._conns), unreported, MAX_CONNECTIONS, MAX_UNREPORTED)
 
-    def _adopt(self, stream: Any) -> int:
-        party = next(self._parties)
+    def _peer(self, stream: Any, kind: str = "tcp") -> str:
         try:
-            peer = peer_name(stream.socket, party)
+            return peer_name(stream.socket, next(self._seq), kind)
         except OSError:  # the peer left already; the IDL notices and drops it
-            peer = f"{self.listen}#{party}"
+            return f"{self.listen}#{next(self._seq)}"
+
+    def _tls_step(self, party: int) -> None:
+        assert self._handshakes is not None
+        done = self._handshakes.step(party)
+        if done is not None:
+            stream, identity = done
+            conn = self._conns[self._adopt(stream, stream.name, identity)]
+            self._service(conn)  # its IDL sends its first requests now
+
+    def _tls_failed(self, peer: str, why: str) -> None:
+        self.refused_connections += 1
+        self._log.log(logging.WARNING, "tls", "OVSDB connection %s refused: %s", peer, why)
+
+    def _adopt(self, stream: Any, peer: str | None = None, identity: str | None = None) -> int:
+        party = next(self._parties)
+        peer = peer or self._peer(stream)
         idl = adopt_stream(stream, peer, self._schema_json, self._probe_interval_ms)
-        self._conns[party] = _OvsdbConnection(party, peer, idl)
+        self._conns[party] = OvsdbConnection(party, peer, idl, identity=identity)
         LOG.debug("OVSDB connection %s accepted on %s", peer, self.listen)
         return party
 
-    def _service(self, conn: _OvsdbConnection) -> None:
+    def _service(self, conn: OvsdbConnection) -> None:
         try:
             probe_due = probe_expired(conn.session)
             rpc = conn.session.rpc
@@ -268,14 +254,14 @@ class OvsdbManager:
             conn.log.exception("internal error, dropping the connection")
             self._drop(conn, "internal error in the OVSDB manager")
 
-    def _arm(self, conn: _OvsdbConnection) -> None:
+    def _arm(self, conn: OvsdbConnection) -> None:
         assert self._reactor is not None
         wants = Wants()
         conn.idl.wait(wants)
         conn.tunnels.wait(wants)  # the end of a backoff after a failed transaction
         self._reactor.arm(conn.party, wants)
 
-    def _drop(self, conn: _OvsdbConnection, reason: str) -> None:
+    def _drop(self, conn: OvsdbConnection, reason: str) -> None:
         assert self._reactor is not None
         if self._conns.pop(conn.party, None) is None:
             return
@@ -295,6 +281,8 @@ class OvsdbManager:
             conn.idl.close()
         self._conns.clear()
         self._election.clear()
+        if self._handshakes is not None:
+            self._handshakes.close()
         if self._listener is not None:
             self._listener.close()  # removes our socket file
             self._listener = None
@@ -311,7 +299,7 @@ class OvsdbManager:
 
     # -- reports
 
-    def _report(self, conn: _OvsdbConnection) -> None:
+    def _report(self, conn: OvsdbConnection) -> None:
         """At most one report per connection and round, only after a change."""
         idl = conn.idl
         if idl.change_seqno == conn.seen_seqno or not idl.has_ever_connected():
@@ -322,6 +310,8 @@ class OvsdbManager:
         if names is None or names:  # a VM port coming or going touches none: no re-plan
             conn.tunnels.look(names)
         report = conn.snapshots.take(idl, changes)
+        if conn.identity is not None:
+            report = replace(report, identity=conn.identity)
         first = conn.report is None
         self._track_name(conn, report.name)
         if first:
@@ -330,7 +320,7 @@ class OvsdbManager:
             conn.report = report
             self._emit(self._on_report, report)
 
-    def _log_connected(self, conn: _OvsdbConnection, report: HypervisorReport) -> None:
+    def _log_connected(self, conn: OvsdbConnection, report: HypervisorReport) -> None:
         if report.name is None:
             conn.log.warning("connected, but has no %s in Open_vSwitch external_ids (dove-join "
                              "not run?); reported, never written to", contract.HYPERVISOR)
@@ -338,7 +328,7 @@ class OvsdbManager:
             conn.log.info("connected (TEP %s, %d ports on %s)", report.tep_ip,
                           len(report.ports), contract.INTEGRATION_BRIDGE)
 
-    def _track_name(self, conn: _OvsdbConnection, name: str | None) -> None:
+    def _track_name(self, conn: OvsdbConnection, name: str | None) -> None:
         if name == conn.hypervisor:
             return
         self._election.leave(conn.hypervisor, conn.party)
@@ -352,7 +342,7 @@ class OvsdbManager:
 
     # -- tunnel writes
 
-    def _reconcile(self, conn: _OvsdbConnection) -> None:
+    def _reconcile(self, conn: OvsdbConnection) -> None:
         if not (conn.tunnels.due() and conn.monitoring and conn.hypervisor is not None
                 and self._election.is_writer(conn.hypervisor, conn.party)):
             return
@@ -362,26 +352,6 @@ class OvsdbManager:
         conn.tunnels.write(conn.idl, conn.hypervisor, desired, self._txn_ids)
         self._check_txn(conn)
 
-    def _check_txn(self, conn: _OvsdbConnection) -> None:
+    def _check_txn(self, conn: OvsdbConnection) -> None:
         if conn.tunnels.finish():
             self._election.txn_finished(conn.hypervisor, conn.party)
-
-
-def touched_tunnels(changes: Changes | None,
-                    desired: Mapping[str, TunnelSpec]) -> set[str] | None:
-    """The names of changed rows that matter to the owned tunnel ports: ours, or in the way
-    of one we want (its name taken); None: look at all (the first report, or a row that
-    cannot be read). Planning every port of br-int is slow with a thousand tunnels
-    (docs/benchmarks.md, the OVSDB side), so a VM port coming or going must not cause it."""
-    if changes is None:
-        return None
-    names: set[str] = set()
-    for table in ("Port", "Interface"):
-        for row in changes.get(table, {}).values():
-            try:
-                name, ids = row.name, row.external_ids
-            except (AttributeError, KeyError):  # a row python-ovs no longer fully holds
-                return None
-            if name in desired or ids.get(contract.OWNER) == contract.OWNER_VALUE:
-                names.add(name)
-    return names

@@ -36,6 +36,7 @@ class HypervisorReport:
     datapath_type: str | None  # Open_vSwitch external_ids dove-datapath-type
     dpid: int | None  # br-int's datapath_id; None while br-int is missing or has none yet
     ports: tuple[PortInfo, ...]  # every Interface of every Port on br-int, sorted by name
+    identity: str | None = None  # the name on the peer's TLS certificate; None over plain TCP
 
     def port(self, name: str) -> PortInfo | None:
         return next((p for p in self.ports if p.name == name), None)

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from ovsdb_agent import contract
-from ovsdb_agent.idl_session import NAME_INDEX, NAMED_TABLES
+from ovsdb_agent.idl_session import NAME_INDEX, NAMED_TABLES, Changes
 from ovsdb_agent.idl_snapshot import integration_bridge
 from ovsdb_agent.idl_snapshot import referenced_uuids as _referenced
 from ovsdb_agent.reports import TunnelSpec
@@ -162,3 +162,23 @@ def _drift(port: Any, spec: TunnelSpec) -> list[Write]:
     want += [(row, "external_ids", k, v) for row in (iface, port)
              for k, v in _owned_ids(spec).items()]
     return [w for w in want if getattr(w[0], w[1]).get(w[2]) != w[3]]
+
+
+def touched_tunnels(changes: Changes | None,
+                    desired: Mapping[str, TunnelSpec]) -> set[str] | None:
+    """The names of changed rows that matter to the owned tunnel ports: ours, or in the way
+    of one we want (its name taken); None: look at all (the first report, or a row that
+    cannot be read). Planning every port of br-int is slow with a thousand tunnels
+    (docs/benchmarks.md, the OVSDB side), so a VM port coming or going must not cause it."""
+    if changes is None:
+        return None
+    names: set[str] = set()
+    for table in ("Port", "Interface"):
+        for row in changes.get(table, {}).values():
+            try:
+                name, ids = row.name, row.external_ids
+            except (AttributeError, KeyError):  # a row python-ovs no longer fully holds
+                return None
+            if name in desired or ids.get(contract.OWNER) == contract.OWNER_VALUE:
+                names.add(name)
+    return names
