@@ -43,8 +43,12 @@ class NullSwitch:
         from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
         self.id = dpid
+        self.identity = None  # no certificate: a plain connection
         self.ofproto, self.ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
         self.bytes = 0
+
+    def close(self, reason: str) -> None:
+        pass
 
     def send(self, buf: bytes) -> None:
         self.bytes += len(buf)

@@ -48,6 +48,8 @@ class Claims:
         why = contract.name_problem(name) or contract.tep_problem(tep)
         if why is not None:
             return why
+        if report.identity is not None and report.identity != name:
+            return f"its certificate is for {report.identity}, not {name}"
         holders = ((f"TEP {tep}", self._tep.get(tep, name)),
                    (f"datapath id {report.dpid or 0:016x}",
                     self._dpid.get(report.dpid, name) if report.dpid is not None else name))

@@ -108,6 +108,7 @@ class Engine:
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
         self.packet_ins = 0
+        self._refused_switches = 0  # OpenFlow connections closed for a foreign certificate
         self.stats = EngineStats()
         self.gc = GcPolicy()
 
@@ -238,6 +239,8 @@ class Engine:
         if change is not None:
             self.work.hypervisor_changed(change)
             self._resolve(change.name)
+            if change.new.dpid is not None and change.new is not change.old:
+                self._check_identity(change.new.dpid)
 
     def _retry_refused(self) -> None:
         """A claim was released: reports refused for claiming it may be taken now."""
@@ -288,6 +291,8 @@ class Engine:
 
     def _on_switch_up(self, dp: Any) -> None:
         known = self.fleet.name_of_dpid(dp.id)
+        if self._impostor(dp, known):
+            return  # the switch that holds the datapath id keeps its connection
         name = known or f"dpid {dp.id:016x}"
         LOG.info("switch %s connected (OpenFlow)", name)
         replaced = self.reconcilers.get(dp.id)
@@ -301,6 +306,23 @@ class Engine:
         rec.start()
         if known:
             self.work.whole(name)
+
+    def _impostor(self, dp: Any, owner: str | None) -> bool:
+        """A switch whose certificate names another hypervisor than the one that reports
+        its datapath id is closed (over TLS; a plain connection has no name to check)."""
+        if dp.identity is None or owner is None or dp.identity == owner:
+            return False
+        dp.close(f"its certificate is for {dp.identity}, but datapath id {dp.id:016x} is "
+                 f"{owner}'s")
+        self._refused_switches += 1
+        return True
+
+    def _check_identity(self, dpid: int) -> None:
+        """A datapath id was just bound to a hypervisor: a switch already connected with
+        it must be that hypervisor."""
+        rec = self.reconcilers.get(dpid)
+        if rec is not None and self._impostor(rec.dp, self.fleet.name_of_dpid(dpid)):
+            del self.reconcilers[dpid]
 
     def _on_switch_down(self, dp: Any) -> None:
         rec = self.reconcilers.get(dp.id)

@@ -61,12 +61,14 @@ class FakeChannel:
     sent: list[tuple[str, Any]] = field(default_factory=list)  # what the controller sent
     replies: list[tuple[MessageKind, Any]] = field(default_factory=list)  # answers to deliver
     refuse_cookies: set[int] = field(default_factory=set)  # adds that OVS will reject
+    identity: str | None = None  # as a TLS connection's certificate would name it
 
     def __post_init__(self) -> None:
         self.dp = ofproto_protocol.ProtocolDesc(version=ofproto_v1_3.OFP_VERSION)
         self.dp.id = self.dpid
         self.dp.send = self.receive_bytes  # what os-ken's Datapath.send takes: raw buffers
         self.dp.close = self.close
+        self.dp.identity = self.identity  # the name on its certificate; None: plain TCP
         self.closed: str | None = None  # why the controller closed this connection
         self._open: dict[int, list[FlowModSeen]] = {}
 

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from ryu_dove.events import OvsdbGone, OvsdbReport
+from ryu_dove.events import OvsdbGone, OvsdbReport, SwitchUp
 from ryu_dove.northbound import views
+from tests.fakes.of_channel import FakeChannel
 from tests.unit.test_engine import A1, TEPS, converged, report, tunnel_port, vm_port
 
 C1 = vm_port("c1", 1, "02:00:00:00:00:31", "198.51.100.31")
@@ -127,3 +128,34 @@ def test_a_connection_that_reports_another_name_releases_the_first() -> None:
     h.run(claim(conn="tcp:y"))  # hv3 again, from a new connection: nobody holds its name
     assert h.engine.fleet.ovsdb_connected("hv3")
     assert [r for r in refused(h) if r["port"] == ""] == []  # no report refused
+
+
+def test_a_report_whose_certificate_names_another_hypervisor_is_refused() -> None:
+    h = converged()
+    before = tables(h)
+    h.run(claim(identity="hv9"))  # hv3's report, over a connection certified as hv9
+    assert h.engine.directory.hypervisor("hv3") is None and tables(h) == before
+    [r] = refused(h)
+    assert r["reason"].endswith("its certificate is for hv9, not hv3")
+    h.run(claim(identity="hv3", conn="tcp:hv3b"))
+    assert h.engine.directory.hypervisor("hv3") is not None
+
+
+def test_a_switch_certified_as_another_hypervisor_cannot_take_a_datapath_id() -> None:
+    h = converged()
+    before = tables(h)
+    impostor = FakeChannel(dpid=1, identity="hv2")  # hv2's certificate, hv1's datapath id
+    h.run(SwitchUp(impostor.dp))
+    assert impostor.closed == "its certificate is for hv2, but datapath id 0000000000000001 " \
+                              "is hv1's"
+    assert h.engine.reconcilers[1].dp is not impostor.dp  # hv1's own connection stays
+    assert tables(h) == before
+
+
+def test_a_switch_connected_before_its_hypervisor_reported_is_checked_then() -> None:
+    h = converged()
+    early = FakeChannel(dpid=3, identity="hv9")  # nobody has reported datapath id 3 yet
+    h.run(SwitchUp(early.dp))
+    assert early.closed is None
+    h.run(claim(identity="hv3"))  # hv3 reports it: the switch's certificate is not hv3's
+    assert early.closed is not None and 3 not in h.engine.reconcilers
