@@ -31,7 +31,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology, policy)
     lab = Lab(args.name)
     lab.up(topology, args.policy, policy, controller=not args.no_controller,
-           connect_timeout=args.timeout, controller_args=args.controller_arg)
+           connect_timeout=args.timeout, controller_args=args.controller_arg,
+           tls=not args.plaintext)
     status = lab.status()
     print(f"lab {args.name} is up ({status['mode']}): {len(status['hypervisors'])} hypervisors, "
           f"{len(status['vms'])} VMs; state in {status['dir']}")
@@ -135,6 +136,9 @@ def _lifecycle_commands(add: AddCommand) -> None:
     up.add_argument("--topology", required=True)
     up.add_argument("--policy", required=True, action="append",
                     help="policy file or directory (repeatable)")
+    up.add_argument("--plaintext", action="store_true",
+                    help="OpenFlow and OVSDB without TLS (by default the lab makes a PKI "
+                         "with ovs-pki and every channel is mutual TLS)")
     up.add_argument("--no-controller", action="store_true",
                     help="baseline: plain OVS bridging over a tunnel mesh, no isolation")
     up.add_argument("--timeout", type=cli_args.positive_number, default=30.0,

@@ -28,7 +28,16 @@ def controller_command(state: LabState) -> list[str]:
     cmd = [found, "--listen", Addressing(state.slot).controller_ip]
     for path in state.policy:
         cmd += ["--policy", path]
-    return cmd + state.controller_args
+    return cmd + _tls_args(state) + state.controller_args
+
+
+def _tls_args(state: LabState) -> list[str]:
+    if not state.tls:
+        return ["--plaintext"]
+    pki = state.pki.ensure()
+    ctl = pki.issue("controller", "controller")
+    return ["--ssl-key", str(ctl.key), "--ssl-cert", str(ctl.cert), "--ssl-ca",
+            str(pki.switch_ca)]
 
 
 def running_pid(state: LabState) -> int | None:

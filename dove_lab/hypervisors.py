@@ -10,6 +10,7 @@ from dove_lab.naming import Addressing
 from dove_lab.ovs_instance import OvsInstance, alive, read_pid
 from dove_lab.state import HypervisorState, LabState
 from dove_lab.topology import MAX_HYPERVISORS
+from ovsdb_agent.sockets import TlsFiles
 
 
 def ovs_of(hv: HypervisorState) -> OvsInstance:
@@ -39,8 +40,18 @@ def add(state: LabState, name: str) -> HypervisorState:
                          ovs_dir=str(state.dir / "hv" / name))
     state.hypervisors[name] = hv
     state.save()
-    nodes.create_hypervisor(state.names, addr, hv, controller=state.controller)
+    nodes.create_hypervisor(state.names, addr, hv, controller=state.controller,
+                            ssl=_certificate(state, name))
     return hv
+
+
+def _certificate(state: LabState, name: str) -> TlsFiles | None:
+    """The hypervisor's key and certificate (named after it), and the controller's CA."""
+    if not (state.controller and state.tls):
+        return None
+    pki = state.pki.ensure()
+    pair = pki.issue(name, "switch")
+    return TlsFiles(str(pair.key), str(pair.cert), str(pki.controller_ca))
 
 
 def remove(state: LabState, hv: HypervisorState) -> list[str]:

@@ -60,7 +60,7 @@ class Lab:
 
     def up(self, topology: Topology, policy_paths: list[str], policy: Policy,
            controller: bool = True, connect_timeout: float = 30.0,
-           controller_args: list[str] | None = None) -> LabState:
+           controller_args: list[str] | None = None, tls: bool = True) -> LabState:
         """Build the whole lab; on any failure (or Ctrl-C) remove what was built and raise."""
         preflight()
         with host.locked(LAB_ROOT / ".lock"):
@@ -69,7 +69,8 @@ class Lab:
                                f"(dove-lab down --name {self.name} removes it)")
             state = LabState(name=self.name, slot=host.free_slot(self.name),
                              policy=[str(Path(p).resolve()) for p in policy_paths],
-                             controller=controller, controller_args=list(controller_args or []))
+                             controller=controller, controller_args=list(controller_args or []),
+                             tls=tls)
             state.save()  # from here on `down` can find everything by name
         try:
             with self._state_lock():
@@ -234,6 +235,7 @@ class Lab:
             "mode": "controller" if state.controller else "baseline (no controller)",
             "policy": state.policy,
             "controller": {"address": addr.controller_ip, "running": pid is not None,
+                           "tls": state.tls,
                            "api": api_url(state),
                            "pid": pid, "log": str(state.controller_log),
                            "command": state.controller_cmd},

@@ -11,6 +11,7 @@ from dove_lab.ovs_instance import OvsInstance, stop_pid
 from dove_lab.state import HypervisorState, VmState
 from ovsdb_agent import contract
 from ovsdb_agent.join import JoinRequest, join
+from ovsdb_agent.sockets import TlsFiles
 from ovsdb_agent.vswitch import VSwitch
 
 UNDERLAY_BRIDGE = "ul0"
@@ -43,7 +44,7 @@ def create_mgmt_bridge(names: LabNames, addr: Addressing) -> None:
 
 
 def create_hypervisor(names: LabNames, addr: Addressing, hv: HypervisorState,
-                      controller: bool) -> OvsInstance:
+                      controller: bool, ssl: TlsFiles | None = None) -> OvsInstance:
     """A namespace with its own OVS, an underlay link on br-phy and a management link."""
     ns = hv.netns
     netns_add(ns)
@@ -60,7 +61,7 @@ def create_hypervisor(names: LabNames, addr: Addressing, hv: HypervisorState,
     shell.run(["ip", "-n", ns, "addr", "add", f"{hv.tep_ip}/24", "dev", PHY_BRIDGE])
     shell.run(["ip", "-n", ns, "link", "set", PHY_BRIDGE, "up"])
     req = JoinRequest(controller=addr.controller_ip, tep_ip=hv.tep_ip, hypervisor=hv.name,
-                      datapath_type="netdev")
+                      datapath_type="netdev", ssl=ssl)
     with VSwitch(ovs.db) as vswitch:
         join(vswitch, req)
     if not controller:

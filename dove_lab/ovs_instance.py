@@ -46,6 +46,10 @@ class OvsInstance:
             shell.run(["ovsdb-tool", "create", str(conf), SCHEMA])
         shell.run(["ovsdb-server", str(conf), f"--remote=punix:{self.db_sock}",
                    "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+                   # As Debian's ovs-ctl: ssl: managers use the SSL row dove-join writes.
+                   "--private-key=db:Open_vSwitch,SSL,private_key",
+                   "--certificate=db:Open_vSwitch,SSL,certificate",
+                   "--ca-cert=db:Open_vSwitch,SSL,ca_cert",
                    f"--pidfile={self.pidfile('ovsdb-server')}",
                    f"--log-file={self.root / 'ovsdb-server.log'}",
                    f"--unixctl={self.root / 'ovsdb-server.ctl'}", "--detach"],

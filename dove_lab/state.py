@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dove_lab.naming import DEFAULT_LAB, LabNames, check_lab_name
+from dove_lab.pki import Pki
 
 LAB_ROOT = Path(os.environ.get("DOVE_LAB_ROOT", "/run/dove-lab"))
 
@@ -48,6 +49,7 @@ class LabState:
     controller: bool = True  # False: --no-controller baseline (standalone OVS, full mesh)
     controller_cmd: list[str] = field(default_factory=list)
     controller_args: list[str] = field(default_factory=list)  # extra dove-controller options
+    tls: bool = True  # OpenFlow and OVSDB over mutual TLS, certificates from the lab's PKI
     hypervisors: dict[str, HypervisorState] = field(default_factory=dict)
     vms: dict[str, VmState] = field(default_factory=dict)
 
@@ -58,6 +60,10 @@ class LabState:
     @property
     def names(self) -> LabNames:
         return LabNames(self.name)
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.dir / "pki")
 
     @property
     def controller_log(self) -> Path:

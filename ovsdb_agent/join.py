@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from ovsdb_agent import cli_args, contract
+from ovsdb_agent.sockets import TlsFiles
 from ovsdb_agent.vswitch import OvsdbUnavailable, VSwitch
 
 LOG = logging.getLogger(__name__)
@@ -29,14 +32,19 @@ class JoinRequest:
     bridge: str = contract.INTEGRATION_BRIDGE
     ofp_port: int = contract.OFP_PORT
     ovsdb_port: int = contract.OVSDB_PORT
+    ssl: TlsFiles | None = None  # this hypervisor's key and certificate, the controller's CA
 
     @property
     def controller_target(self) -> str:
-        return f"tcp:{_host(self.controller)}:{self.ofp_port}"
+        return f"{self._kind}:{_host(self.controller)}:{self.ofp_port}"
 
     @property
     def manager_target(self) -> str:
-        return f"tcp:{_host(self.controller)}:{self.ovsdb_port}"
+        return f"{self._kind}:{_host(self.controller)}:{self.ovsdb_port}"
+
+    @property
+    def _kind(self) -> str:
+        return "tcp" if self.ssl is None else "ssl"
 
 
 def _host(address: str) -> str:
@@ -47,6 +55,8 @@ def join(vswitch: VSwitch, req: JoinRequest) -> None:
     """Apply the join: one OVSDB transaction sets the bridge, its controller, the manager and
     this hypervisor's identity; a second one marks the rows the first one created."""
     api = vswitch.api
+    if req.ssl is not None:
+        _set_ssl(vswitch, req.ssl)
     managers = api.db_list_rows("Manager").execute(check_error=True)
     have_controller = _has_controller(vswitch, req)
     with vswitch.transaction() as txn:
@@ -55,6 +65,20 @@ def join(vswitch: VSwitch, req: JoinRequest) -> None:
                         _identity_command(vswitch, req)):
             txn.add(command)
     _mark_created_rows(vswitch, req)
+
+
+def _set_ssl(vswitch: VSwitch, files: TlsFiles) -> None:
+    """The key, certificate and CA both ovs-vswitchd (controller) and ovsdb-server (manager,
+    started with its SSL options from the database, as Debian's ovs-ctl does) use. Through
+    ovs-vsctl: ovsdbapp has no SSL command, and the SSL row must be created and referenced
+    in one transaction (an unreferenced one is garbage-collected)."""
+    for path in (files.key, files.cert, files.ca):
+        if not os.access(path, os.R_OK):
+            raise OvsdbUnavailable(f"cannot read {path}")
+    proc = subprocess.run(["ovs-vsctl", f"--db={vswitch.db}", "set-ssl", files.key, files.cert,
+                           files.ca], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OvsdbUnavailable(f"ovs-vsctl set-ssl failed: {proc.stderr.strip()}")
 
 
 def _owned() -> dict[str, str]:
@@ -135,15 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bridge", default=contract.INTEGRATION_BRIDGE)
     p.add_argument("--ofp-port", type=cli_args.tcp_port, default=contract.OFP_PORT)
     p.add_argument("--ovsdb-port", type=cli_args.tcp_port, default=contract.OVSDB_PORT)
+    p.add_argument("--ssl-key", help="this hypervisor's private key: OpenFlow and OVSDB to "
+                   "the controller over mutual TLS (its certificate's name must be --hypervisor)")
+    p.add_argument("--ssl-cert", help="this hypervisor's certificate (ovs-pki switchca)")
+    p.add_argument("--ssl-ca", help="the CA the controller's certificate chains to "
+                   "(ovs-pki controllerca/cacert.pem)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    files = (args.ssl_key, args.ssl_cert, args.ssl_ca)
+    if any(files) and not all(files):
+        print("dove-join: TLS needs all of --ssl-key, --ssl-cert and --ssl-ca", file=sys.stderr)
+        return 2
+    ssl = TlsFiles(*(os.path.abspath(f) for f in files)) if all(files) else None
     req = JoinRequest(controller=args.controller, tep_ip=args.tep_ip, hypervisor=args.hypervisor,
                       datapath_type=args.datapath_type, bridge=args.bridge,
-                      ofp_port=args.ofp_port, ovsdb_port=args.ovsdb_port)
+                      ofp_port=args.ofp_port, ovsdb_port=args.ovsdb_port, ssl=ssl)
     try:
         with VSwitch(args.db) as vswitch:
             join(vswitch, req)

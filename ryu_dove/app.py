@@ -13,6 +13,7 @@ listener (ofp_handler) on the same port. docs/controller.md says why.
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from os_ken import cfg
@@ -20,6 +21,7 @@ from os_ken.base import app_manager
 from os_ken.controller import controller as _osken_controller  # noqa: F401  (--ofp-* options)
 from os_ken.ofproto import ofproto_v1_3
 
+from ovsdb_agent import sockets
 from ovsdb_agent.manager import OvsdbManager
 from ryu_dove.directory import MemoryDirectory
 from ryu_dove.engine.loop import Engine, Timing
@@ -42,6 +44,12 @@ OPTS = [
                  help="give up waiting for silent hypervisors after this many seconds"),
     cfg.FloatOpt("hold-down", default=15.0,
                  help="seconds a hypervisor may be gone before its endpoints are removed"),
+    cfg.StrOpt("ssl-key", help="the controller's private key (OpenFlow and OVSDB over TLS)"),
+    cfg.StrOpt("ssl-cert", help="the controller's certificate"),
+    cfg.StrOpt("ssl-ca", help="the CA hypervisors' certificates must chain to (switchca)"),
+    cfg.BoolOpt("plaintext", default=False,
+                help="serve OpenFlow and OVSDB over plain TCP: anyone who reaches the "
+                     "ports can claim to be a hypervisor"),
 ]
 cfg.CONF.register_cli_opts(OPTS, group="dove")
 
@@ -55,20 +63,22 @@ class DoveController(app_manager.OSKenApp):
         if not conf.policy:
             raise SystemExit("ryu_dove: no policy given (--dove-policy PATH)")
         if self.CONF.ctl_privkey or self.CONF.ctl_cert or self.CONF.ofp_ssl_listen_port:
-            # os-ken would have listened with TLS; ryu_dove's transport does not (yet), and
-            # listening in the clear where TLS was asked for would be worse than not starting.
-            raise SystemExit("ryu_dove: OpenFlow over TLS (--ctl-privkey, --ctl-cert, "
-                             "--ofp-ssl-listen-port) is not supported yet; use tcp")
+            # os-ken's own TLS listener is not used: the same port serves TLS when asked.
+            raise SystemExit("ryu_dove: use --dove-ssl-key, --dove-ssl-cert and --dove-ssl-ca "
+                             "(not os-ken's --ctl-privkey, --ctl-cert, --ofp-ssl-listen-port)")
+        tls = _tls_context(conf)
         host = conf.listen
         self.openflow = OpenFlowServer(self.CONF.ofp_listen_host or "0.0.0.0",
-                                       self.CONF.ofp_tcp_listen_port)
+                                       self.CONF.ofp_tcp_listen_port, tls=tls)
         self.engine = Engine(load_policy(conf.policy), MemoryDirectory(), self._set_tunnels,
                              Timing(min_grace_s=conf.startup_grace,
                                     max_grace_s=conf.max_startup_grace,
                                     hold_down_s=conf.hold_down), io=self.openflow)
-        self.ovsdb = OvsdbManager(f"ptcp:{conf.ovsdb_port}:{_ovs_host(host)}",
+        kind = "ptcp" if tls is None else "pssl"
+        self.ovsdb = OvsdbManager(f"{kind}:{conf.ovsdb_port}:{_ovs_host(host)}",
                                   on_report=lambda r: self.engine.post(OvsdbReport(r)),
-                                  on_disconnect=lambda c: self.engine.post(OvsdbGone(c)))
+                                  on_disconnect=lambda c: self.engine.post(OvsdbGone(c)),
+                                  tls=tls)
         self.api = ApiServer(host, conf.api_port, self.engine.view, self.engine.health)
 
     def _set_tunnels(self, hypervisor: str, desired: Any) -> None:
@@ -89,6 +99,26 @@ class DoveController(app_manager.OSKenApp):
         self.engine.stop()
         self.openflow.close()
         super().close()
+
+
+def _tls_context(conf: Any) -> ssl.SSLContext | None:
+    """Mutual TLS on both control channels, or plain TCP only when asked for by name."""
+    files = (conf.ssl_key, conf.ssl_cert, conf.ssl_ca)
+    if all(files):
+        try:
+            return sockets.server_tls(sockets.TlsFiles(*files))
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"ryu_dove: cannot use the TLS files {', '.join(files)}: "
+                             f"{exc}") from exc
+    if any(files):
+        raise SystemExit("ryu_dove: TLS needs all of --dove-ssl-key, --dove-ssl-cert and "
+                         "--dove-ssl-ca")
+    if not conf.plaintext:
+        raise SystemExit("ryu_dove: give --dove-ssl-key/--dove-ssl-cert/--dove-ssl-ca "
+                         "(certificates from ovs-pki), or --dove-plaintext to run without TLS")
+    LOG.warning("PLAINTEXT: OpenFlow and OVSDB are not authenticated; anyone who reaches "
+                "the controller's ports can claim to be any hypervisor (docs/security.md)")
+    return None
 
 
 def _ovs_host(host: str) -> str:

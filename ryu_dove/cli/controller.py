@@ -17,11 +17,12 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import sys
 import threading
 from typing import Any
 
-from ovsdb_agent import cli_args
+from ovsdb_agent import cli_args, sockets
 from ryu_dove.policy import check_policy, load_policy
 
 LOG = logging.getLogger("ryu_dove.controller")
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds after start before any switch is changed (1)")
     p.add_argument("--hold-down", type=cli_args.seconds, default=15.0,
                    help="seconds a vanished hypervisor keeps its endpoints (15)")
+    p.add_argument("--ssl-key", help="the controller's private key: OpenFlow and OVSDB over "
+                   "mutual TLS (docs/security.md)")
+    p.add_argument("--ssl-cert", help="the controller's certificate (ovs-pki controllerca)")
+    p.add_argument("--ssl-ca", help="the CA hypervisors' certificates must chain to "
+                   "(ovs-pki switchca/cacert.pem)")
+    p.add_argument("--plaintext", action="store_true",
+                   help="no TLS: anyone who reaches the ports can claim to be a hypervisor")
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--debug", action="append", default=[], metavar="MODULE",
@@ -75,6 +83,11 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
             "--dove-hold-down", str(args.hold_down)]
     for path in args.policy:
         argv += ["--dove-policy", os.path.abspath(path)]
+    for name in ("ssl_key", "ssl_cert", "ssl_ca"):
+        if getattr(args, name):
+            argv += [f"--dove-{name.replace('_', '-')}", os.path.abspath(getattr(args, name))]
+    if args.plaintext:
+        argv.append("--dove-plaintext")
     return argv
 
 
@@ -100,7 +113,7 @@ def _setup_logging(args: argparse.Namespace) -> logging.handlers.QueueListener:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    problems = check_policy(args.policy)
+    problems = check_policy(args.policy) + _check_tls(args)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -113,6 +126,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _setup_logging(args)
     return _run(args)
+
+
+def _check_tls(args: argparse.Namespace) -> list[str]:
+    """TLS files given all or none, readable and fitting; or --plaintext asked for."""
+    files = [args.ssl_key, args.ssl_cert, args.ssl_ca]
+    if not any(files):
+        return [] if args.plaintext else [
+            "dove-controller: give --ssl-key, --ssl-cert and --ssl-ca (certificates from "
+            "ovs-pki), or --plaintext to run without TLS"]
+    if not all(files) or args.plaintext:
+        return ["dove-controller: TLS needs all of --ssl-key, --ssl-cert and --ssl-ca, and "
+                "not --plaintext"]
+    try:
+        sockets.server_tls(sockets.TlsFiles(*files))
+    except (OSError, ssl.SSLError) as exc:
+        return [f"dove-controller: cannot use the TLS files {', '.join(files)}: {exc}"]
+    return []
 
 
 def start_apps(args: argparse.Namespace, timeout: float | None = None) -> Any:

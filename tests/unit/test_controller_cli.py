@@ -31,7 +31,8 @@ def test_port_in_use_is_named():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        result = run("--policy", EXAMPLE, "--listen", "127.0.0.1", "--api-port", str(port))
+        result = run("--policy", EXAMPLE, "--listen", "127.0.0.1", "--api-port", str(port),
+                     "--plaintext")
     assert result.returncode == 1
     assert f"cannot listen for the REST API on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -56,7 +57,7 @@ def test_the_app_loads_the_way_the_framework_manager_loads_it():
     assert out.stdout.strip() == "['ryu_dove.app']"
 
 
-def test_tls_options_of_os_ken_refuse_to_start_rather_than_listen_in_the_clear():
+def test_os_kens_own_tls_options_point_at_ours():
     code = ("import ryu_dove; from os_ken import cfg; from os_ken.base import app_manager; "
             "import ryu_dove.app; "
             f"cfg.CONF(args=['--ctl-privkey', 'k.pem', '--ctl-cert', 'c.pem', '--dove-policy', "
@@ -65,7 +66,24 @@ def test_tls_options_of_os_ken_refuse_to_start_rather_than_listen_in_the_clear()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode != 0
-    assert "OpenFlow over TLS" in out.stderr and "not supported yet" in out.stderr
+    assert "use --dove-ssl-key, --dove-ssl-cert and --dove-ssl-ca" in out.stderr
+
+
+def test_without_certificates_or_plaintext_nothing_starts():
+    result = run("--policy", EXAMPLE, "--listen", "127.0.0.1")
+    assert result.returncode == 2
+    assert "give --ssl-key, --ssl-cert and --ssl-ca (certificates from ovs-pki), or " \
+           "--plaintext" in result.stderr
+
+
+def test_half_the_tls_files_or_unreadable_ones_are_refused(tmp_path):
+    result = run("--policy", EXAMPLE, "--ssl-key", "k.pem")
+    assert result.returncode == 2 and "TLS needs all of --ssl-key" in result.stderr
+    missing = str(tmp_path / "nope.pem")
+    result = run("--policy", EXAMPLE, "--ssl-key", missing, "--ssl-cert", missing,
+                 "--ssl-ca", missing)
+    assert result.returncode == 2 and "cannot use the TLS files" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_debug_names_one_module(tmp_path, monkeypatch):
