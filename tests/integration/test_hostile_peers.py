@@ -154,8 +154,9 @@ def test_a_switch_reusing_another_hypervisors_datapath_id_is_refused(make_lab,
         deadline = time.monotonic() + 10
         while sock.recv(65536):  # the controller's HELLO and requests, then its close
             assert time.monotonic() < deadline, "the impostor was not disconnected"
-    log = Path(lab.status()["controller"]["log"]).read_text()
-    assert f"its certificate is for hv2, but datapath id {hv1['dpid']} is hv1's" in log
+    log = Path(lab.status()["controller"]["log"])
+    said = f"its certificate is for hv2, but datapath id {hv1['dpid']} is hv1's"
+    wait_for(lambda: said in log.read_text(), 10, "the reason in the log")
     wait_in_sync(lab)
     assert snapshot(lab) == before
     assert next(h for h in api_get(lab, "hypervisors") if h["name"] == "hv1")["openflow"]
