@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ryu_dove.cli.dovectl import main as dovectl
 from ryu_dove.policy import ConfigError, load_policy, yamlmarks
@@ -59,3 +61,21 @@ def test_dovectl_check_exits_2_for_any_bad_file(tmp_path, capsys) -> None:
     assert dovectl(["check", str(fifo), "/dev/null"]) == 2
     err = capsys.readouterr().err
     assert "not a regular file" in err and "Traceback" not in err
+
+
+# Pieces of policy YAML and of YAML's syntax, glued at random: mostly broken documents.
+YAMLISH = st.lists(st.sampled_from(list("abt: -?{}[],\n'\"&*!|>#%@`0129.") + [
+    "tenants:", "networks:", "vni: ", "subnet: ", "rules:", "allow:", "198.51.100.0/24",
+    "  ", "\n  ", "acme", "web", "- {from: web, to: db, proto: tcp, port: 5432}"]),
+    max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(YAMLISH)
+def test_any_text_is_a_policy_or_positioned_problems(tmp_path_factory, text: str) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "p.yaml"
+    path.write_text(text)
+    try:
+        load_policy([str(path)])
+    except ConfigError as exc:
+        assert exc.problems and all(str(p).startswith(f"{path}:") for p in exc.problems)
