@@ -9,6 +9,7 @@ import json
 import resource
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import benchmarks.fake_fleet as package
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True, help="the controller's OpenFlow port")
     p.add_argument("--switches", type=int, required=True)
     p.add_argument("--dpid-base", type=int, default=1, help="datapath id of switch 0")
+    p.add_argument("--tls-dir", type=Path,
+                   help="connect over TLS: switch i presents swI.key/swI.crt and trusts "
+                        "controllerca.pem (benchmarks.scale.certs)")
     args = p.parse_args(argv)
     raise_fd_limit(args.switches + 256)
-    asyncio.run(serve(Fleet(args.host, args.port, args.switches, args.dpid_base)))
+    asyncio.run(serve(Fleet(args.host, args.port, args.switches, args.dpid_base,
+                            args.tls_dir)))
     return 0

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.fake_fleet.switch import SimulatedSwitch
@@ -18,8 +20,10 @@ FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 8.0
 
 
 class Fleet:
-    def __init__(self, host: str, port: int, switches: int, dpid_base: int) -> None:
+    def __init__(self, host: str, port: int, switches: int, dpid_base: int,
+                 tls_dir: Path | None = None) -> None:
         self.host, self.port = host, port
+        self._tls_dir = tls_dir
         self.switches = [SimulatedSwitch(self, i, dpid_base + i) for i in range(switches)]
         self.tracker = Tracker({})
         self.open_count = 0
@@ -75,7 +79,8 @@ class Fleet:
             sw.greeted = loop.create_future()
             try:
                 await asyncio.wait_for(
-                    loop.create_connection(lambda: sw, self.host, self.port),
+                    loop.create_connection(lambda: sw, self.host, self.port,
+                                           ssl=self._tls(sw.index)),
                     timeout=CONNECT_TIMEOUT_S)
                 await asyncio.wait_for(sw.greeted, timeout=SILENCE_TIMEOUT_S)
                 return
@@ -84,6 +89,17 @@ class Fleet:
                 sw.abort()
             await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
             backoff = min(2 * backoff, MAX_BACKOFF_S)
+
+    def _tls(self, index: int) -> ssl.SSLContext | None:
+        """Switch `index`'s client context, with its own certificate (its name is checked)."""
+        if self._tls_dir is None:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(str(self._tls_dir / "controllerca.pem"))
+        ctx.load_cert_chain(str(self._tls_dir / f"sw{index}.crt"),
+                            str(self._tls_dir / f"sw{index}.key"))
+        return ctx
 
     async def track(self, cmd: dict[str, Any]) -> dict[str, Any]:
         self.tracker = Tracker({m: int(n) for m, n in cmd["macs"].items()})

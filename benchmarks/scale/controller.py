@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.scale.base import BenchmarkFailed
+from ovsdb_agent.sockets import TlsFiles
 
 
 def free_port() -> int:
@@ -17,15 +18,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_controller(policy: Path, log_file: Path, ofp_port: int) -> Any:
-    """Start ryu_dove.app as dove-controller does; return the DoveController instance."""
+def start_controller(policy: Path, log_file: Path, ofp_port: int,
+                     tls: TlsFiles | None = None) -> Any:
+    """Start ryu_dove.app as dove-controller does (over TLS with `tls`, else plaintext);
+    return the DoveController instance."""
     from ryu_dove.cli import controller as cli
 
+    security = (["--ssl-key", tls.key, "--ssl-cert", tls.cert, "--ssl-ca", tls.ca]
+                if tls is not None else ["--plaintext"])
     args = cli.build_parser().parse_args([
         "--policy", str(policy), "--listen", "127.0.0.1", "--ofp-port", str(ofp_port),
         "--ovsdb-port", str(free_port()), "--api-port", str(free_port()),
-        "--startup-grace", "0.5", "--log-file", str(log_file),
-        "--plaintext"])  # the simulated fleet speaks plain TCP
+        "--startup-grace", "0.5", "--log-file", str(log_file), *security])
     cli._setup_logging(args)
     try:
         cli.start_apps(args, timeout=60)

@@ -20,10 +20,12 @@ from benchmarks.scale.base import REPO, BenchmarkFailed
 class FleetClient:
     """benchmarks/fake_fleet.py over pipes: a command out, JSON lines back."""
 
-    def __init__(self, port: int, switches: int, stderr: IO[str]) -> None:
+    def __init__(self, port: int, switches: int, stderr: IO[str],
+                 tls_dir: Path | None = None) -> None:
+        tls = ["--tls-dir", str(tls_dir)] if tls_dir is not None else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.fake_fleet", "--port", str(port),
-             "--switches", str(switches)], cwd=REPO, stdin=subprocess.PIPE,
+             "--switches", str(switches), *tls], cwd=REPO, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1)
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, name="fleet-reader", daemon=True).start()
@@ -81,9 +83,10 @@ class FleetClient:
 
 
 @contextmanager
-def fleet_process(port: int, switches: int, workdir: Path) -> Iterator[FleetClient]:
+def fleet_process(port: int, switches: int, workdir: Path,
+                  tls_dir: Path | None = None) -> Iterator[FleetClient]:
     with open(workdir / "fleet.stderr", "w") as err:
-        fleet = FleetClient(port, switches, err)
+        fleet = FleetClient(port, switches, err, tls_dir)
         try:
             yield fleet
         finally:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import command_line, machine_facts
+from benchmarks.scale import certs
 from benchmarks.scale.base import REPO
 from benchmarks.scale.controller import engine_barrier, free_port, start_controller
 from benchmarks.scale.figures import cold_figures, event_figures, headline, verdicts
 from benchmarks.scale.fleet import fleet_process
 from benchmarks.scale.meters import CpuMeter, GcMeter
 from benchmarks.scale.phases import Bench, cold_start, events, ingest, isolated, osken_encode_per_s
-from benchmarks.scale.world import Hypervisors, World
+from benchmarks.scale.world import Hypervisors, World, hv_name
 
 
 def code_version() -> dict[str, Any]:
@@ -42,9 +43,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     policy = workdir / "scale-policy.yaml"
     policy.write_text(world.policy_yaml())
     ofp_port = free_port()
-    app = start_controller(policy, workdir / "controller.log", ofp_port)
+    tls_dir = workdir / "certs" if args.tls else None
+    tls = (certs.make(tls_dir, [hv_name(i) for i in range(world.switches)])
+           if tls_dir is not None else None)
+    app = start_controller(policy, workdir / "controller.log", ofp_port, tls)
     cpu, gc_meter = CpuMeter(app.engine), GcMeter()
-    with fleet_process(ofp_port, world.switches, workdir) as fleet:
+    with fleet_process(ofp_port, world.switches, workdir, tls_dir) as fleet:
         b = Bench(args, world, Hypervisors(world), app.engine, fleet, cpu)
         ingested = ingest(b)
         cold = cold_figures(cold_start(b))
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     extra = {**baseline, "cpu_s": round(cpu.controller_s(), 2)}
     result = {**headline(cold, paced, burst, extra), **baseline}
     return {
-        "benchmark": "scale", "switches": world.switches, "endpoints": world.endpoints,
+        "benchmark": "scale", "tls": bool(args.tls), "switches": world.switches,
+        "endpoints": world.endpoints,
         "tenants": world.tenants, "spread": world.spread, "rate": args.rate, **result,
         "targets": verdicts(result),
         "ingest": ingested, "cold_start": cold, "isolated": single,
