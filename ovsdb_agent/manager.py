@@ -40,7 +40,8 @@ __all__ = ["OvsdbListenError", "OvsdbManager"]
 LOG = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 4096  # in all; more are closed as soon as they are accepted
-MAX_UNREPORTED = 512  # connections that have not yet said which hypervisor they are
+MAX_UNREPORTED = 2048  # not yet reporting: above the fleet, which reconnects at once after a
+# controller restart
 ACCEPT_PAUSE_MS = 1000.0  # after e.g. EMFILE: a listener that stays readable would spin
 _LISTENER = -1  # reactor parties that are not hypervisor connections
 _WAKER = -2

@@ -50,7 +50,8 @@ VERSION = OFP.OFP_VERSION
 HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 FEATURES_XID = 1
 PROBE_IDLE_S = 15.0
-HANDSHAKE_S = 60.0  # a connection that has not said who it is by then is closed
+HANDSHAKE_S = 20.0  # a connection that has not said who it is by then is closed (OVS takes
+# milliseconds; a silent one only holds a handshake slot)
 MAX_BACKLOG = 64 << 20  # bytes waiting for a switch that does not read; then it is dropped
 READ_PAUSE = 1 << 20  # with this much unsent, stop reading: a peer that asks (echo) and never
 # reads the answers only fills its own TCP window, not our memory

@@ -30,7 +30,8 @@ LOG = logging.getLogger(__name__)
 ACCEPT_BURST = 256  # connections accepted per wake-up: a thousand switches reconnect at once
 TICK_S = 1.0  # how often connections check their liveness
 MAX_CONNECTIONS = 4096  # in all; more are accepted and closed at once (the kernel queue stays
-MAX_HANDSHAKING = 512  # short) as are more than this many that have not said who they are
+MAX_HANDSHAKING = 2048  # short), as are more than this many that have not said who they are:
+# above the fleet, since after a controller restart every switch is in its handshake at once
 ACCEPT_BACKOFF_S = 1.0  # after accept() fails (out of descriptors): stop accepting this long
 
 
