@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path,
                    help="keep the policy, controller log and fleet stderr here (default: a "
                         "temporary directory, removed)")
+    p.add_argument("--hostile", action="store_true",
+                   help="attack the OpenFlow port during the event phases "
+                        "(benchmarks.scale.hostile) and show the verdicts still hold")
     p.add_argument("--tls", action="store_true",
                    help="OpenFlow over mutual TLS, a certificate per switch (default: plaintext)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

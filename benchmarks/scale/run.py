@@ -4,8 +4,14 @@ with the code measured and the machine it ran on."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,32 @@ def code_version() -> dict[str, Any]:
             "controller_dirty": bool(changed)}
 
 
+@contextmanager
+def hostile_beside(args: argparse.Namespace, port: int, workdir: Path,
+                   ) -> Iterator[dict[str, Any] | None]:
+    """With --hostile, benchmarks.scale.hostile attacks the OpenFlow port while the block
+    runs; the dict it yields gets the attacker's counts when the block ends."""
+    if not args.hostile:
+        yield None
+        return
+    counts: dict[str, Any] = {}
+    cmd = [sys.executable, "-m", "benchmarks.scale.hostile", "--port", str(port),
+           "--seconds", "3600", *(["--tls"] if args.tls else [])]
+    with open(workdir / "hostile.stderr", "w") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            time.sleep(2.0)  # let the attack be under way before the measured phases
+            yield counts
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, _ = proc.communicate(timeout=20)
+                counts.update(json.loads(out.strip().splitlines()[-1]) if out.strip() else {})
+            except (subprocess.TimeoutExpired, ValueError):
+                proc.kill()
+                proc.wait()
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches))
     load_start = round(os.getloadavg()[0], 2)  # other work on the machine skews wall times
@@ -52,11 +84,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         b = Bench(args, world, Hypervisors(world), app.engine, fleet, cpu)
         ingested = ingest(b)
         cold = cold_figures(cold_start(b))
-        single = paced = burst = None  # not measured on an incomplete cold start
+        single = paced = burst = attacks = None  # not measured on an incomplete cold start
         if cold["complete"]:
-            single = event_figures(*isolated(b, args.isolated))
-            paced = event_figures(*events(b, args.events, args.rate))
-            burst = event_figures(*events(b, args.events, None))
+            with hostile_beside(args, ofp_port, workdir) as attacks:
+                single = event_figures(*isolated(b, args.isolated))
+                paced = event_figures(*events(b, args.events, args.rate))
+                burst = event_figures(*events(b, args.events, None))
         engine_barrier(app.engine, args.timeout)
         in_sync = sum(1 for rec in list(app.engine.reconcilers.values()) if rec.in_sync)
         fleet_cpu_s = round(fleet.cpu_s(), 2)
@@ -69,7 +102,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "tenants": world.tenants, "spread": world.spread, "rate": args.rate, **result,
         "targets": verdicts(result),
         "ingest": ingested, "cold_start": cold, "isolated": single,
-        "paced": paced, "burst": burst,
+        "paced": paced, "burst": burst, "hostile": attacks,
         "switches_in_sync": in_sync, "fleet_cpu_s": fleet_cpu_s, **gc_meter.figures(),
         "loadavg_1m": [load_start, load_end], "code": code_version(),
         "machine": machine_facts(), "command": command_line(),
