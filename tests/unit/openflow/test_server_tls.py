@@ -18,7 +18,7 @@ from ovsdb_agent import sockets
 from ryu_dove.events import SwitchUp
 from ryu_dove.openflow import connection as ofconn
 from ryu_dove.openflow.server import OpenFlowServer
-from tests.unit.openflow.peers import HEADER, Clock
+from tests.unit.openflow.peers import HEADER, Clock, events_until
 
 
 @pytest.fixture
@@ -61,19 +61,10 @@ def connect(server: OpenFlowServer, ctx: ssl.SSLContext, result: list[object]) -
     return thread
 
 
-def poll_until(server: OpenFlowServer, done, seconds: float = 5.0) -> list[object]:
-    seen: list[object] = []
-    deadline = time.monotonic() + seconds
-    while not done(seen):
-        assert time.monotonic() < deadline, f"timed out: {seen}"
-        seen += server.poll(0.02)
-    return seen
-
-
 def test_a_switch_with_a_trusted_certificate_is_up_under_its_name(tls_server, pki) -> None:
     result: list[object] = []
     connect(tls_server, client_context(pki[0], "hv1"), result)
-    seen = poll_until(tls_server, lambda s: any(isinstance(e, SwitchUp) for e in s))
+    seen = events_until(tls_server, lambda s: any(isinstance(e, SwitchUp) for e in s))
     conn = next(e.dp for e in seen if isinstance(e, SwitchUp))
     assert conn.identity == "hv1" and conn.id == 0x11
     assert "(hv1)" in repr(conn)
