@@ -1,7 +1,8 @@
 """The os-ken application: builds the whole controller from os-ken's configuration.
 
 Load it with `dove-controller` (any os-ken) or with the framework's manager where os-ken
-ships one (`osken-manager ryu_dove.app --dove-policy P`, os-ken <= 3.1.x). It builds the
+ships one (`osken-manager ryu_dove.app --dove-policy P --dove-ssl-key K --dove-ssl-cert C
+--dove-ssl-ca CA`, or `--dove-plaintext`; os-ken <= 3.1.x). It builds the
 engine, the OpenFlow listener the engine's thread serves (ryu_dove/openflow/server.py; on
 os-ken's --ofp-listen-host and --ofp-tcp-listen-port), the OVSDB manager and the REST API.
 
