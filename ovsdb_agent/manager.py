@@ -204,8 +204,9 @@ class OvsdbManager:
         if len(self._conns) < MAX_CONNECTIONS and unreported < MAX_UNREPORTED:
             if self._handshakes is None:
                 accepted.add(self._adopt(stream))
-            else:
-                self._handshakes.start(stream, self._peer(stream, "ssl"))
+            elif done := self._handshakes.start(stream, self._peer(stream, "ssl")):
+                tls_stream, identity = done  # (the handshake finished at once)
+                accepted.add(self._adopt(tls_stream, tls_stream.name, identity))
             return
         self.refused_connections += 1
         stream.close()

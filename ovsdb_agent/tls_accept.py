@@ -11,6 +11,7 @@ completes the handshake, never reaches the IDL. Then the connection is an ordina
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import ssl
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ovsdb_agent import sockets
 from ovsdb_agent.reactor import Reactor, Wants
 
 HANDSHAKE_MS = 10_000.0
+LOG = logging.getLogger("ovsdb_agent.manager")
 
 
 @dataclass
@@ -48,13 +50,16 @@ class TlsHandshakes:
     def __contains__(self, party: int) -> bool:
         return party in self._pending
 
-    def start(self, stream: Any, name: str) -> None:
-        """Take an accepted plain stream over; its handshake goes on in later rounds."""
+    def start(self, stream: Any, name: str) -> tuple[Any, str] | None:
+        """Take an accepted plain stream over; its handshake goes on in later rounds, or is
+        done already: a client on the same host can answer within one call, and a result
+        dropped here would be a connection closed without a word."""
         raw, stream.socket = stream.socket, None  # the stream must not close it when collected
         sock = self._context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         party = self._new_party()
         self._pending[party] = _Pending(sock, name, ovs.timeval.msec() + HANDSHAKE_MS)
-        self.step(party)
+        LOG.debug("OVSDB connection %s: TLS handshake started (party %d)", name, party)
+        return self.step(party)
 
     def step(self, party: int) -> tuple[Any, str] | None:
         """Go on with one handshake; (SSLStream, identity) once it is done."""

@@ -68,3 +68,37 @@ def test_an_untrusted_peer_never_reaches_ovsdb(manager, pki, who: str) -> None:
     while mgr.refused_connections == 0:  # counted, and logged as a refused TLS handshake
         assert time.monotonic() < deadline, "the manager did not refuse the handshake"
         time.sleep(0.02)
+
+
+def test_a_handshake_done_at_once_is_handed_over_not_dropped() -> None:
+    """A client on the same host can finish within the first step; the stream must reach
+    the manager (it used to be dropped, closing the connection without a word)."""
+    from ovsdb_agent.reactor import Reactor
+    from ovsdb_agent.tls_accept import TlsHandshakes
+
+    class DoneAtOnce:
+        def do_handshake(self) -> None:
+            pass
+
+        def getpeercert(self) -> dict:
+            return {"subject": ((("commonName", "hv1 id:1234"),),)}
+
+        def fileno(self) -> int:
+            return -1
+
+        def close(self) -> None:  # what dropping the stream would have done, silently
+            pass
+
+    class Context:
+        def wrap_socket(self, raw, **kwargs):
+            return DoneAtOnce()
+
+    class PlainStream:
+        socket = object()
+
+    failures: list[tuple[str, str]] = []
+    handshakes = TlsHandshakes(Context(), Reactor(), iter(range(1, 10)).__next__,
+                               lambda name, why: failures.append((name, why)))
+    done = handshakes.start(PlainStream(), "ssl:192.0.2.1:1")
+    assert done is not None and done[1] == "hv1" and done[0].name == "ssl:192.0.2.1:1"
+    assert len(handshakes) == 0 and failures == []
