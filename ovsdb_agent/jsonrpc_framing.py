@@ -31,8 +31,24 @@ _OUTSIDE_STRING = re.compile(r'[{}\[\]"]')
 _INSIDE_STRING = re.compile(r'["\\]')
 
 
+MAX_TOTAL_PENDING = 256 << 20  # characters of unfinished messages, all connections together
+
+
 class FramingError(ValueError):
     """The peer's stream is not a sequence of OVSDB-sized JSON messages."""
+
+
+class PendingBudget:
+    """Characters of messages not yet whole, summed over connections: each one is bounded
+    (MAX_MESSAGE), and this bounds them together, so that many peers each sending a large
+    unfinished message cannot take the memory one could not."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
+BUDGET = PendingBudget(MAX_TOTAL_PENDING)  # the process's: its managers share one memory
 
 
 class Framer:
@@ -43,7 +59,8 @@ class Framer:
     large initial dump arriving in many reads costs linear time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: PendingBudget = BUDGET) -> None:
+        self._budget = budget
         self._pieces: list[str] = []  # the text of the message not yet whole
         self._whole: collections.deque[str] = collections.deque()
         self._depth = 0
@@ -75,13 +92,25 @@ class Framer:
                     self._pieces.append(text[start:pos])
                     self._whole.append("".join(self._pieces))
                     self._pieces, self._depth, start = [], 0, pos
-                    self._pending = 0
+                    self._set_pending(0)
         self._skip = max(0, pos - len(text))
         if start < len(text):
             self._pieces.append(text[start:])
-            self._pending += len(text) - start
+            self._set_pending(self._pending + len(text) - start)
             if self._pending > MAX_MESSAGE:
                 raise FramingError(f"a message longer than {MAX_MESSAGE} characters")
+            if self._budget.used > self._budget.limit:
+                raise FramingError(f"all connections together are sending more than "
+                                   f"{self._budget.limit} characters of unfinished messages")
+
+    def release(self) -> None:
+        """The connection is gone: its unfinished message no longer counts."""
+        self._pieces = []
+        self._set_pending(0)
+
+    def _set_pending(self, value: int) -> None:
+        self._budget.used += value - self._pending
+        self._pending = value
 
     def next(self) -> str | None:
         """The next whole message's text, or None until more data arrives."""
@@ -141,6 +170,14 @@ class FramingConnection(ovs.jsonrpc.Connection):
             self.error(errno.EPROTO)
             return self.status, None
         return 0, msg
+
+    def close(self) -> None:
+        self._framer.release()
+        super().close()
+
+    def error(self, error: int) -> None:
+        self._framer.release()  # the stream can no longer be read: nothing it holds counts
+        super().error(error)
 
     def recv_wait(self, poller: Any) -> None:
         if self.status or self._framer.has_whole():

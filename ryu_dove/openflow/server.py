@@ -32,6 +32,8 @@ TICK_S = 1.0  # how often connections check their liveness
 MAX_CONNECTIONS = 4096  # in all; more are accepted and closed at once (the kernel queue stays
 MAX_HANDSHAKING = 2048  # short), as are more than this many that have not said who they are:
 # above the fleet, since after a controller restart every switch is in its handshake at once
+MAX_TOTAL_BACKLOG = 1 << 30  # bytes owed to all switches together; above it, the switches
+# owed the most are dropped (each reconnects and is read again, never cleared)
 ACCEPT_BACKOFF_S = 1.0  # after accept() fails (out of descriptors): stop accepting this long
 
 
@@ -90,6 +92,7 @@ class OpenFlowServer(Events):
             self._next_tick = now + TICK_S
             for conn in list(self.connections):
                 conn.tick(now)
+            self._bound_backlog()
         events, self._events = self._events, []
         return events
 
@@ -125,6 +128,18 @@ class OpenFlowServer(Events):
                 self.connections.add(conn)
                 self._handshaking.add(conn)
                 self._selector.register(sock, _interest(conn), conn)
+
+    def _bound_backlog(self) -> None:
+        """Every connection's backlog is bounded (MAX_BACKLOG); this bounds their sum."""
+        total = sum(conn.backlog for conn in self.connections)
+        if total <= MAX_TOTAL_BACKLOG:
+            return
+        for conn in sorted(self.connections, key=lambda c: c.backlog, reverse=True):
+            total -= conn.backlog
+            conn.close(f"{conn.backlog >> 20} MiB waiting while all switches together are "
+                       f"owed more than {MAX_TOTAL_BACKLOG >> 20} MiB")
+            if total <= MAX_TOTAL_BACKLOG:
+                return
 
     def _pause_accepting(self, exc: OSError) -> None:
         self._selector.unregister(self._listener)

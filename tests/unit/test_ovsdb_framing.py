@@ -104,3 +104,17 @@ def test_too_many_silent_connections_are_refused(monkeypatch) -> None:
         for peer in peers:
             peer.close()
         manager.stop()
+
+
+def test_unfinished_messages_are_bounded_together_and_released() -> None:
+    budget = jsonrpc_framing.PendingBudget(1000)
+    a, b = Framer(budget), Framer(budget)
+    a.feed('{"method": "update", "params": ["' + "x" * 600)  # each under the 64 Mi limit
+    with pytest.raises(FramingError, match="all connections together"):
+        b.feed('{"method": "update", "params": ["' + "x" * 600)
+    a.release()
+    b.release()
+    assert budget.used == 0
+    c = Framer(budget)
+    c.feed(json.dumps(UPDATE))  # whole messages do not count
+    assert budget.used == 0 and c.next() is not None

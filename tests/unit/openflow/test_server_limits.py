@@ -90,3 +90,21 @@ def test_a_rate_limit_lets_a_few_through_then_counts(caplog) -> None:
 @pytest.mark.parametrize("text", ["ok", "x" * 10])
 def test_plain_text_is_left_alone(text: str) -> None:
     assert printable(text) == text
+
+
+def test_the_sum_of_backlogs_is_bounded_by_dropping_the_most_owed(server, connect, clock,
+                                                                  monkeypatch) -> None:
+    monkeypatch.setattr(ofserver, "MAX_TOTAL_BACKLOG", 3 << 20)
+    big, small = connect(), connect()
+    big_conn, small_conn = up(server, big), up(server, small, 2)
+    chunk = HEADER.pack(4, ofp.OFPT_BARRIER_REQUEST, 8, 1) * 8192  # 64 kB; nobody reads
+    for _ in range(160):  # 10 MB: more than loopback's buffers hold
+        big_conn.send(chunk)
+    for _ in range(16):
+        small_conn.send(chunk)
+    assert big_conn.backlog + small_conn.backlog > 3 << 20
+    clock.now += ofserver.TICK_S
+    server.poll(0.0)
+    assert big_conn.state is ofconn.State.CLOSED and "owed more than 3 MiB" in \
+        big_conn.close_reason
+    assert small_conn.state is ofconn.State.UP
