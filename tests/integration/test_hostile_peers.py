@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import ssl
@@ -160,4 +161,30 @@ def test_a_switch_reusing_another_hypervisors_datapath_id_is_refused(make_lab,
     wait_in_sync(lab)
     assert snapshot(lab) == before
     assert next(h for h in api_get(lab, "hypervisors") if h["name"] == "hv1")["openflow"]
+    assert fate(lab, "a1", "a2") is Fate.REACHES
+
+
+def test_a_hypervisors_certificate_is_rotated_without_a_flow_changing(make_lab, write_topology,
+                                                                     tmp_path: Path) -> None:
+    """docs/security.md: a new certificate for the same name, `set-ssl` on the hypervisor."""
+    lab = make_lab(write_topology(TWO_TENANTS), controller=True)
+    wait_in_sync(lab)
+    before = snapshot(lab)
+    pki = lab.state().pki
+    subprocess.run(["ovs-pki", f"--dir={pki.root}", "req+sign", "hv1", "switch"], cwd=tmp_path,
+                   check=True, capture_output=True)  # a second certificate for hv1
+    hv1 = lab.state().hypervisors["hv1"]
+    subprocess.run(["ovs-vsctl", f"--db=unix:{hv1.ovs_dir}/db.sock", "set-ssl",
+                    str(tmp_path / "hv1-privkey.pem"), str(tmp_path / "hv1-cert.pem"),
+                    str(pki.controller_ca)], check=True)
+    # New connections use the new certificate; make the OVSDB one reconnect now.
+    subprocess.run(["ovs-appctl", "-t", f"{hv1.ovs_dir}/ovsdb-server.ctl",
+                    "ovsdb-server/reconnect"], check=True, capture_output=True)
+    log = Path(lab.status()["controller"]["log"])
+    wait_for(lambda: len(re.findall(r"OVSDB of hv1 \(ssl:[^)]*\): connected", log.read_text()))
+             >= 2 and any(h["name"] == "hv1" and h["ovsdb"] and h["openflow"]
+                          for h in api_get(lab, "hypervisors")),
+             30, "hv1 back over a connection with its new certificate")
+    wait_in_sync(lab)
+    assert snapshot(lab) == before and api_get(lab, "refused") == []
     assert fate(lab, "a1", "a2") is Fate.REACHES
