@@ -86,11 +86,16 @@ class Claims:
         if new.dpid is not None:
             self._dpid[new.dpid] = new.name
 
-    def connection_ended(self, conn: str, name: str | None) -> None:
+    def connection_ended(self, conn: str) -> str | None:
+        """Forget an OVSDB connection; the hypervisor it held the name of, if any."""
         self._refused.pop(conn, None)
-        self._name.pop(conn, None)
+        name = self._name.pop(conn, None)
         if name is not None and self._conn.get(name) == conn:
             del self._conn[name]
+        return name
+
+    def connection_of(self, name: str) -> str | None:
+        return self._conn.get(name)
 
     def release(self, hv: Hypervisor) -> None:
         """The hypervisor left: everything it held is free."""

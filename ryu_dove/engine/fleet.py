@@ -45,7 +45,6 @@ class Fleet:
         self._clock = clock
         self.reports: dict[str, HypervisorReport] = {}
         self.ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
-        self._conn_hv: dict[str, str] = {}  # OVSDB connection -> hypervisor
         self._gone_since: dict[str, float] = {}
         self.claims = Claims()
         self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
@@ -61,7 +60,6 @@ class Fleet:
             return None
         name, tep = report.name, report.tep_ip
         assert name and tep  # (checked by problem())
-        self._conn_hv[report.conn] = name
         self._gone_since.pop(name, None)
         self.reports[name] = report
         ports = self.ports.setdefault(name, PortSplit())
@@ -88,10 +86,10 @@ class Fleet:
     # --- leaving ----------------------------------------------------------------------------
 
     def connection_lost(self, conn: str) -> None:
-        """An OVSDB connection ended; the hypervisor's hold-down starts when it had no other."""
-        name = self._conn_hv.pop(conn, None)
-        self.claims.connection_ended(conn, name)
-        if name is not None and name not in self._conn_hv.values():
+        """An OVSDB connection ended; if it was a hypervisor's (a name has one connection at
+        a time: ryu_dove.engine.claims), that hypervisor's hold-down starts."""
+        name = self.claims.connection_ended(conn)
+        if name is not None:
             LOG.warning("OVSDB connection of %s lost (%s)", name, conn)
             self._gone_since[name] = self._clock()
 
@@ -126,7 +124,7 @@ class Fleet:
         return self.claims.name_of_dpid(dpid)
 
     def ovsdb_connected(self, name: str) -> bool:
-        return name in self._conn_hv.values()
+        return self.claims.connection_of(name) is not None
 
     def unheard(self) -> set[str]:
         """Hypervisors that others' tunnel ports name but that have not reported yet."""

@@ -108,7 +108,6 @@ class Engine:
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
         self.packet_ins = 0
-        self._refused_switches = 0  # OpenFlow connections closed for a foreign certificate
         self.stats = EngineStats()
         self.gc = GcPolicy()
 
@@ -284,9 +283,6 @@ class Engine:
         self.work.everything()
         self.work.forget_unused(policy)
 
-    def ovsdb_connected(self, name: str) -> bool:
-        return self.fleet.ovsdb_connected(name)
-
     # --- switches -------------------------------------------------------------------------
 
     def _on_switch_up(self, dp: Any) -> None:
@@ -314,7 +310,6 @@ class Engine:
             return False
         dp.close(f"its certificate is for {dp.identity}, but datapath id {dp.id:016x} is "
                  f"{owner}'s")
-        self._refused_switches += 1
         return True
 
     def _check_identity(self, dpid: int) -> None:
@@ -336,7 +331,7 @@ class Engine:
             self.packet_ins += 1
             return
         rec = self.reconcilers.get(ev.dpid)
-        if rec is None or getattr(ev.msg, "datapath", rec.dp) is not rec.dp:
+        if rec is None or ev.msg.datapath is not rec.dp:
             return  # a late answer on a connection the switch has since replaced
         if ev.kind is MessageKind.FLOW_STATS:
             rec.on_flow_stats(ev.msg)

@@ -75,7 +75,7 @@ def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:
     rec = engine.reconcilers.get(hv.dpid) if hv.dpid is not None else None
     return item("hypervisors", hv.name, hv.tep_ip,
                 f"{hv.dpid:016x}" if hv.dpid is not None else None,
-                engine.ovsdb_connected(name), rec is not None,
+                engine.fleet.ovsdb_connected(name), rec is not None,
                 len(rec.desired) if rec and rec.desired is not None else None,
                 len(rec.installed) if rec else None, bool(rec and rec.in_sync),
                 rec.foreign if rec else None, len(rec.rejected) if rec else None)
