@@ -109,14 +109,9 @@ def _tcp_address(listen: str, rest: str) -> tuple[str, int]:
 
 def _bind(listen: str, sock: socket.socket, address: Any) -> socket.socket:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(socket.SOMAXCONN)  # a restarted controller sees every hypervisor at once
-        sock.setblocking(False)
+        return sockets.listening(sock, address)
     except OSError as exc:
-        sock.close()
         raise OvsdbListenError(f"cannot listen on {listen}: {_why(exc)}") from exc
-    return sock
 
 
 def _why(exc: OSError) -> str:

@@ -21,10 +21,15 @@ def tcp_listener(host: str, port: int, *, blocking: bool = False) -> socket.sock
     Raises OSError (OverflowError for a port out of range) with the socket closed."""
     host = host or "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    return listening(socket.socket(family, socket.SOCK_STREAM), (host, port), blocking=blocking)
+
+
+def listening(sock: socket.socket, address: Any, *, blocking: bool = False) -> socket.socket:
+    """`sock` (TCP or unix) bound to `address` and listening with the deepest backlog; closed
+    before the error is raised if that fails."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock.bind(address)
         sock.listen(socket.SOMAXCONN)
         sock.setblocking(blocking)
     except (OSError, OverflowError):

@@ -205,7 +205,7 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
             data = self.sock.recv(RECV_SIZE)
             while isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
                 data += self.sock.recv(RECV_SIZE)  # decrypted already: epoll will not say so
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except (*_WOULD_BLOCK, InterruptedError):
             return
         except OSError as exc:
             self.close(f"receive failed: {exc.strerror or exc}")
