@@ -65,6 +65,29 @@ def server_tls(files: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
+class TlsChoiceError(ValueError):
+    """TLS asked for halfway, with unusable files, or neither TLS nor plaintext chosen."""
+
+
+def tls_choice(key: str | None, cert: str | None, ca: str | None, plaintext: bool,
+               prefix: str = "--") -> ssl.SSLContext | None:
+    """The control channels' server context, or None for plaintext when asked for by name;
+    `prefix` is how the caller's options are spelled ("--" or "--dove-"), for the message."""
+    files = (key, cert, ca)
+    names = f"{prefix}ssl-key, {prefix}ssl-cert and {prefix}ssl-ca"
+    if not any(files):
+        if plaintext:
+            return None
+        raise TlsChoiceError(f"give {names} (certificates from ovs-pki), or {prefix}plaintext "
+                             "to run without TLS")
+    if key is None or cert is None or ca is None or plaintext:
+        raise TlsChoiceError(f"TLS needs all of {names}, and not {prefix}plaintext")
+    try:
+        return server_tls(TlsFiles(key, cert, ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsChoiceError(f"cannot use the TLS files {key}, {cert}, {ca}: {exc}") from exc
+
+
 def peer_identity(sock: ssl.SSLSocket) -> str | None:
     """The name on the peer's certificate: its subject's CN up to the first space (ovs-pki
     writes "NAME id:UUID"). None before the handshake is done."""

@@ -104,19 +104,13 @@ class DoveController(app_manager.OSKenApp):
 
 def _tls_context(conf: Any) -> ssl.SSLContext | None:
     """Mutual TLS on both control channels, or plain TCP only when asked for by name."""
-    files = (conf.ssl_key, conf.ssl_cert, conf.ssl_ca)
-    if all(files):
-        try:
-            return sockets.server_tls(sockets.TlsFiles(*files))
-        except (OSError, ssl.SSLError) as exc:
-            raise SystemExit(f"ryu_dove: cannot use the TLS files {', '.join(files)}: "
-                             f"{exc}") from exc
-    if any(files):
-        raise SystemExit("ryu_dove: TLS needs all of --dove-ssl-key, --dove-ssl-cert and "
-                         "--dove-ssl-ca")
-    if not conf.plaintext:
-        raise SystemExit("ryu_dove: give --dove-ssl-key/--dove-ssl-cert/--dove-ssl-ca "
-                         "(certificates from ovs-pki), or --dove-plaintext to run without TLS")
+    try:
+        ctx = sockets.tls_choice(conf.ssl_key, conf.ssl_cert, conf.ssl_ca, conf.plaintext,
+                                 prefix="--dove-")
+    except sockets.TlsChoiceError as exc:
+        raise SystemExit(f"ryu_dove: {exc}") from exc
+    if ctx is not None:
+        return ctx
     LOG.warning("PLAINTEXT: OpenFlow and OVSDB are not authenticated; anyone who reaches "
                 "the controller's ports can claim to be any hypervisor (docs/security.md)")
     return None

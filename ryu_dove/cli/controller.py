@@ -17,7 +17,6 @@ import os
 import queue
 import signal
 import socket
-import ssl
 import sys
 import threading
 from typing import Any
@@ -130,18 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_tls(args: argparse.Namespace) -> list[str]:
     """TLS files given all or none, readable and fitting; or --plaintext asked for."""
-    files = [args.ssl_key, args.ssl_cert, args.ssl_ca]
-    if not any(files):
-        return [] if args.plaintext else [
-            "dove-controller: give --ssl-key, --ssl-cert and --ssl-ca (certificates from "
-            "ovs-pki), or --plaintext to run without TLS"]
-    if not all(files) or args.plaintext:
-        return ["dove-controller: TLS needs all of --ssl-key, --ssl-cert and --ssl-ca, and "
-                "not --plaintext"]
     try:
-        sockets.server_tls(sockets.TlsFiles(*files))
-    except (OSError, ssl.SSLError) as exc:
-        return [f"dove-controller: cannot use the TLS files {', '.join(files)}: {exc}"]
+        sockets.tls_choice(args.ssl_key, args.ssl_cert, args.ssl_ca, args.plaintext)
+    except sockets.TlsChoiceError as exc:
+        return [f"dove-controller: {exc}"]
     return []
 
 
