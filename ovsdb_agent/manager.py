@@ -85,6 +85,7 @@ class OvsdbManager:
         self._stopping = False
         self._log = RateLimit(LOG)  # accept failures and refusals: a flood must not flood logs
         self.refused_connections = 0
+        self._unreported = 0  # in this accept round: connections that have not reported yet
 
     def start(self) -> None:
         """Bind and start serving; raises OvsdbListenError here (OSError: no schema file)."""
@@ -188,6 +189,9 @@ class OvsdbManager:
         assert self._reactor is not None and self._listener is not None
         accepted: set[int] = set()
         wants = Wants.readable(self._listener.fileno())
+        # Counted once a round, not once a connection: a thousand reconnect at once.
+        self._unreported = (sum(1 for c in self._conns.values() if c.report is None)
+                            + len(self._handshakes or ()))
         error = self._listener.accept(lambda stream: self._take(stream, accepted))
         if error:
             self._log.log(logging.ERROR, "accept", "OVSDB manager on %s: cannot accept "
@@ -199,9 +203,8 @@ class OvsdbManager:
         return accepted
 
     def _take(self, stream: Any, accepted: set[int]) -> None:
-        unreported = sum(1 for c in self._conns.values() if c.report is None)
-        unreported += len(self._handshakes or ())
-        if len(self._conns) < MAX_CONNECTIONS and unreported < MAX_UNREPORTED:
+        if len(self._conns) < MAX_CONNECTIONS and self._unreported < MAX_UNREPORTED:
+            self._unreported += 1
             if self._handshakes is None:
                 accepted.add(self._adopt(stream))
             elif done := self._handshakes.start(stream, self._peer(stream, "ssl")):
@@ -212,7 +215,7 @@ class OvsdbManager:
         stream.close()
         self._log.log(logging.WARNING, "refused", "OVSDB manager on %s: refused a connection: "
                       "%d connections, %d not reporting yet (limits %d and %d)", self.listen,
-                      len(self._conns), unreported, MAX_CONNECTIONS, MAX_UNREPORTED)
+                      len(self._conns), self._unreported, MAX_CONNECTIONS, MAX_UNREPORTED)
 
     def _peer(self, stream: Any, kind: str = "tcp") -> str:
         try:
