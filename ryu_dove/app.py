@@ -25,9 +25,11 @@ from os_ken.ofproto import ofproto_v1_3
 from ovsdb_agent import sockets
 from ovsdb_agent.manager import OvsdbManager
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine.loop import Engine, Timing
+from ryu_dove.engine.loop import DEFAULT_EXPIRY_S, Engine, Timing
+from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
 from ryu_dove.events import OvsdbGone, OvsdbReport
 from ryu_dove.northbound.api import ApiServer
+from ryu_dove.openflow.connection import ECHO_INTERVAL_S
 from ryu_dove.openflow.server import OpenFlowServer
 from ryu_dove.policy import load_policy
 
@@ -43,8 +45,14 @@ OPTS = [
                  help="seconds to wait after start before changing any switch"),
     cfg.FloatOpt("max-startup-grace", default=30.0,
                  help="give up waiting for silent hypervisors after this many seconds"),
-    cfg.FloatOpt("hold-down", default=15.0,
-                 help="seconds a hypervisor may be gone before its endpoints are removed"),
+    cfg.FloatOpt("expiry", default=DEFAULT_EXPIRY_S,
+                 help="seconds a hypervisor may go unheard before its endpoints and tunnels "
+                      "are removed (0: never); an outage shorter than this changes nothing"),
+    cfg.FloatOpt("echo-interval", default=ECHO_INTERVAL_S,
+                 help="seconds of silence before a switch is probed; three of them and it "
+                      "is shown unreachable (its flows stay)"),
+    cfg.StrOpt("state-dir", default=DEFAULT_STATE_DIR,
+               help="where each hypervisor's last known state is kept across restarts"),
     cfg.StrOpt("ssl-key", help="the controller's private key (OpenFlow and OVSDB over TLS)"),
     cfg.StrOpt("ssl-cert", help="the controller's certificate"),
     cfg.StrOpt("ssl-ca", help="the CA hypervisors' certificates must chain to (switchca)"),
@@ -69,23 +77,30 @@ class DoveController(app_manager.OSKenApp):
                              "(not os-ken's --ctl-privkey, --ctl-cert, --ofp-ssl-listen-port)")
         tls = _tls_context(conf)
         host = conf.listen
+        self.saved = _saved_state(conf.state_dir)
         self.openflow = OpenFlowServer(self.CONF.ofp_listen_host or "0.0.0.0",
-                                       self.CONF.ofp_tcp_listen_port, tls=tls)
+                                       self.CONF.ofp_tcp_listen_port, tls=tls,
+                                       echo_interval_s=conf.echo_interval)
         self.engine = Engine(load_policy(conf.policy), MemoryDirectory(), self._set_tunnels,
                              Timing(min_grace_s=conf.startup_grace,
                                     max_grace_s=conf.max_startup_grace,
-                                    hold_down_s=conf.hold_down), io=self.openflow)
+                                    expiry_s=conf.expiry), io=self.openflow,
+                             saved=self.saved)
+        self.engine.restore(self.saved.load())
         kind = "ptcp" if tls is None else "pssl"
+        # OVSDB is probed at twice the interval: python-ovs drops a connection after two
+        # unanswered probe intervals, and a lost OVSDB connection changes nothing anyway.
         self.ovsdb = OvsdbManager(f"{kind}:{conf.ovsdb_port}:{_ovs_host(host)}",
                                   on_report=lambda r: self.engine.post(OvsdbReport(r)),
                                   on_disconnect=lambda c: self.engine.post(OvsdbGone(c)),
-                                  tls=tls)
+                                  tls=tls, probe_interval_ms=int(2000 * conf.echo_interval))
         self.api = ApiServer(host, conf.api_port, self.engine.view, self.engine.health)
 
     def _set_tunnels(self, hypervisor: str, desired: Any) -> None:
         self.ovsdb.set_tunnels(hypervisor, desired)
 
     def start(self) -> Any:
+        self.saved.start()
         self.ovsdb.start()
         self.api.start()
         self.engine.start()
@@ -98,6 +113,7 @@ class DoveController(app_manager.OSKenApp):
         self.api.stop()
         self.ovsdb.stop()
         self.engine.stop()
+        self.saved.stop()
         self.openflow.close()
         super().close()
 
@@ -114,6 +130,16 @@ def _tls_context(conf: Any) -> ssl.SSLContext | None:
     LOG.warning("PLAINTEXT: OpenFlow and OVSDB are not authenticated; anyone who reaches "
                 "the controller's ports can claim to be any hypervisor (docs/security.md)")
     return None
+
+
+def _saved_state(path: str) -> SavedState:
+    saved = SavedState(path)
+    try:
+        saved.prepare()
+    except OSError as exc:
+        raise SystemExit(f"ryu_dove: cannot keep state in {path}: {exc.strerror or exc} "
+                         "(--dove-state-dir)") from exc
+    return saved
 
 
 def _ovs_host(host: str) -> str:

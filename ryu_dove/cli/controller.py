@@ -22,6 +22,9 @@ import threading
 from typing import Any
 
 from ovsdb_agent import cli_args, sockets
+from ryu_dove.engine.loop import DEFAULT_EXPIRY_S
+from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
+from ryu_dove.openflow.connection import ECHO_INTERVAL_S
 from ryu_dove.policy import check_policy, load_policy
 
 LOG = logging.getLogger("ryu_dove.controller")
@@ -40,8 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=cli_args.tcp_port, default=8080, help="REST API port (8080)")
     p.add_argument("--startup-grace", type=cli_args.seconds, default=1.0,
                    help="seconds after start before any switch is changed (1)")
-    p.add_argument("--hold-down", type=cli_args.seconds, default=15.0,
-                   help="seconds a vanished hypervisor keeps its endpoints (15)")
+    p.add_argument("--expiry", type=cli_args.seconds, default=DEFAULT_EXPIRY_S,
+                   help="seconds a hypervisor may go unheard before its endpoints and tunnels "
+                        "are removed; 0: never (default a week: docs/availability.md)")
+    p.add_argument("--echo-interval", type=cli_args.positive_number, default=ECHO_INTERVAL_S,
+                   help="seconds of silence before a switch is probed; after three it is shown "
+                        f"unreachable, its flows untouched ({ECHO_INTERVAL_S})")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                   help="each hypervisor's last known state, kept across restarts "
+                        "(default: %(default)s)")
     p.add_argument("--ssl-key", help="the controller's private key: OpenFlow and OVSDB over "
                    "mutual TLS (docs/security.md)")
     p.add_argument("--ssl-cert", help="the controller's certificate (ovs-pki controllerca)")
@@ -79,7 +89,8 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
             "--dove-listen", args.listen, "--dove-ovsdb-port", str(args.ovsdb_port),
             "--dove-api-port", str(args.api_port),
             "--dove-startup-grace", str(args.startup_grace),
-            "--dove-hold-down", str(args.hold_down)]
+            "--dove-expiry", str(args.expiry), "--dove-echo-interval", str(args.echo_interval),
+            "--dove-state-dir", os.path.abspath(args.state_dir)]
     for path in args.policy:
         argv += ["--dove-policy", os.path.abspath(path)]
     for name in ("ssl_key", "ssl_cert", "ssl_ca"):
@@ -112,7 +123,7 @@ def _setup_logging(args: argparse.Namespace) -> logging.handlers.QueueListener:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    problems = check_policy(args.policy) + _check_tls(args)
+    problems = check_policy(args.policy) + _check_tls(args) + _check_state_dir(args.state_dir)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -125,6 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _setup_logging(args)
     return _run(args)
+
+
+def _check_state_dir(path: str) -> list[str]:
+    try:
+        SavedState(path).prepare()
+    except OSError as exc:
+        return [f"dove-controller: cannot keep state in {path}: {exc.strerror or exc} "
+                "(--state-dir)"]
+    return []
 
 
 def _check_tls(args: argparse.Namespace) -> list[str]:

@@ -7,7 +7,9 @@ connection, another hypervisor's TEP or another's datapath id is refused, report
 (`dovectl show refused`) and changes nothing. So are names and TEPs that are not well
 formed (ovsdb_agent.contract). A refused report is kept and tried again when a claim is
 released (its holder's connection ended, or the holder left), so a hypervisor that
-reconnects before its old connection is noticed dead takes over as soon as it is.
+reconnects before its old connection is noticed dead takes over as soon as it is. Over TLS
+it does not wait: a new connection whose certificate names the hypervisor takes the name
+over at once (the old one can only be a stale connection of the same hypervisor).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class Claims:
             if holder != name:
                 return f"{what} is held by hypervisor {holder}"
         conn = self._conn.get(name, report.conn)
-        if conn != report.conn:
+        if conn != report.conn and report.identity != name:
             return f"hypervisor {name} reports over another connection ({conn})"
         return None
 
@@ -73,8 +75,11 @@ class Claims:
         """The report was taken: its hypervisor holds its name, TEP and datapath id."""
         self._refused.pop(report.conn, None)
         held = self._name.get(report.conn)
-        if held is not None and held != new.name:  # the connection now says another name
-            self._conn.pop(held, None)
+        if held is not None and held != new.name and self._conn.get(held) == report.conn:
+            self._conn.pop(held, None)  # the connection now says another name
+        replaced = self._conn.get(new.name)
+        if replaced is not None and replaced != report.conn:  # taken over (TLS)
+            self._name.pop(replaced, None)
         self._conn[new.name], self._name[report.conn] = report.conn, new.name
         if old is new:
             return
@@ -90,9 +95,14 @@ class Claims:
         """Forget an OVSDB connection; the hypervisor it held the name of, if any."""
         self._refused.pop(conn, None)
         name = self._name.pop(conn, None)
-        if name is not None and self._conn.get(name) == conn:
-            del self._conn[name]
+        if name is None or self._conn.get(name) != conn:
+            return None
+        del self._conn[name]
         return name
+
+    def held_by(self, conn: str) -> str | None:
+        """The hypervisor whose name this connection holds."""
+        return self._name.get(conn)
 
     def connection_of(self, name: str) -> str | None:
         return self._conn.get(name)

@@ -4,9 +4,15 @@ A hypervisor is known by its OVSDB reports: its name and TEP (written by dove-jo
 int datapath id, and its ports, split into VM ports and our tunnel ports
 (ryu_dove.directory.ports). The fleet keeps each one's record in the directory, refuses a
 report that claims what another hypervisor holds (ryu_dove.engine.claims), maps datapath ids
-and OVSDB connections to names, and times how long a hypervisor has been silent so the
-engine can remove it after the hold-down. It also counts which hypervisors the others'
-tunnel ports name, which the engine waits for after a restart.
+and OVSDB connections to names, and remembers when each was last heard.
+
+A hypervisor leaves only when it says so (a report from its own connection without its
+name: `dove-join --leave`) or when it has not been heard for the expiry (days by default:
+docs/availability.md). Losing its connections changes nothing: its VMs may well still run
+and the underlay carry their traffic. Records restored from disk after a restart
+(ryu_dove.engine.saved_state) are *stale* until the hypervisor reports again. The fleet also
+counts which hypervisors the others' tunnel ports name, which the engine waits for after a
+restart.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ovsdb_agent.reports import HypervisorReport
 from ryu_dove.directory import Directory, Hypervisor
 from ryu_dove.directory.ports import PortSplit
 from ryu_dove.engine.claims import Claims
+from ryu_dove.engine.saved_state import SavedHypervisor
 
 LOG = logging.getLogger(__name__)
 
@@ -40,12 +47,14 @@ class HypervisorChange:
 
 
 class Fleet:
-    def __init__(self, directory: Directory, clock: Callable[[], float]) -> None:
+    def __init__(self, directory: Directory, wall: Callable[[], float]) -> None:
         self.directory = directory
-        self._clock = clock
+        self._wall = wall  # Unix time: last-heard times outlive the process (saved_state)
         self.reports: dict[str, HypervisorReport] = {}
         self.ports: dict[str, PortSplit] = {}  # each hypervisor's last report, split
-        self._gone_since: dict[str, float] = {}
+        self.heard: dict[str, float] = {}  # when each was last heard (while connected: now)
+        self.stale: set[str] = set()  # restored from disk, not heard since this start
+        self.changed: set[str] = set()  # whose saved record is out of date
         self.claims = Claims()
         self._expected: dict[str, frozenset[str]] = {}  # hypervisor -> remotes its tunnels name
         self._named: collections.Counter[str] = collections.Counter()  # remote -> how many name it
@@ -60,7 +69,9 @@ class Fleet:
             return None
         name, tep = report.name, report.tep_ip
         assert name and tep  # (checked by problem())
-        self._gone_since.pop(name, None)
+        self.stale.discard(name)
+        self.heard[name] = self._wall()
+        self.changed.add(name)
         self.reports[name] = report
         ports = self.ports.setdefault(name, PortSplit())
         _, tunnels_moved = ports.update(report.ports)
@@ -83,29 +94,60 @@ class Fleet:
             self.directory.put_hypervisor(hv)
         return hv
 
+    def restore(self, saved: SavedHypervisor) -> HypervisorChange | None:
+        """Take a record saved before a restart as a stale report; None if refused (its
+        name, TEP or datapath id is held by a record taken before it)."""
+        report = saved.report
+        problem = self.claims.problem(report)
+        if problem is not None:
+            LOG.error("saved record of %s not restored: %s", report.name, problem)
+            return None
+        change = self.accept(report)
+        assert change is not None and report.name
+        self.claims.connection_ended(report.conn)  # held without a connection
+        self.stale.add(report.name)
+        self.heard[report.name] = saved.last_heard
+        self.changed.discard(report.name)  # it is what is on disk
+        return change
+
     # --- leaving ----------------------------------------------------------------------------
 
+    def leaving(self, report: HypervisorReport) -> str | None:
+        """The hypervisor that leaves with this report: one whose own connection now says
+        it is not joined (dove-join --leave removed its name or TEP)."""
+        if report.name and report.tep_ip:
+            return None
+        return self.claims.held_by(report.conn)
+
     def connection_lost(self, conn: str) -> None:
-        """An OVSDB connection ended; if it was a hypervisor's (a name has one connection at
-        a time: ryu_dove.engine.claims), that hypervisor's hold-down starts."""
+        """An OVSDB connection ended. Nothing about the hypervisor changes: only its last
+        heard time starts to age."""
         name = self.claims.connection_ended(conn)
         if name is not None:
-            LOG.warning("OVSDB connection of %s lost (%s)", name, conn)
-            self._gone_since[name] = self._clock()
+            LOG.warning("OVSDB connection of %s lost (%s); its flows and tunnels stay",
+                        name, conn)
+            self.went_quiet(name)
 
-    def expired(self, hold_down_s: float, openflow_up: Callable[[Hypervisor], bool],
-                ) -> list[str]:
-        """The hypervisors gone from OVSDB and OpenFlow for `hold_down_s`: to be removed."""
-        now, gone = self._clock(), []
-        for name, since in list(self._gone_since.items()):
-            hv = self.directory.hypervisor(name)
-            if hv is not None and openflow_up(hv):
-                continue  # OpenFlow still up: only OVSDB flapped
-            if now - since < hold_down_s:
-                continue
-            del self._gone_since[name]
-            LOG.info("hypervisor %s left (no OVSDB or OpenFlow for %.0f s)", name, now - since)
-            gone.append(name)
+    def went_quiet(self, name: str) -> None:
+        """One of its connections ended: it was last heard now."""
+        if name in self.reports:
+            self.heard[name] = self._wall()
+            self.changed.add(name)
+
+    def expired(self, expiry_s: float, connected: Callable[[str], bool],
+                counting_since: float) -> list[str]:
+        """The hypervisors unheard for `expiry_s` (0: never), silence counted from
+        `counting_since` at the earliest (the controller cannot blame a hypervisor for
+        silence while it was not running)."""
+        if expiry_s <= 0:
+            return []
+        now, gone = self._wall(), []
+        for name, heard in self.heard.items():
+            silent = now - max(heard, counting_since)
+            if silent >= expiry_s and not connected(name):
+                LOG.warning("hypervisor %s expired: not heard for %.0f s", name,
+                            now - heard)
+                gone.append(name)
         return gone
 
     def remove(self, name: str) -> set[str]:
@@ -113,6 +155,9 @@ class Fleet:
         self.reports.pop(name, None)
         self._set_expected(name, frozenset())
         self.ports.pop(name, None)
+        self.heard.pop(name, None)
+        self.stale.discard(name)
+        self.changed.add(name)  # its saved record goes too
         hv = self.directory.hypervisor(name)
         if hv is not None:
             self.claims.release(hv)

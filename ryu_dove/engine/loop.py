@@ -12,14 +12,19 @@ controller state. Who does what:
 - Work (work.py): what the batch touched, recompiled and handed to the reconcilers;
 - this module: the thread, the batches, dispatch, switch connections and the startup grace.
 
-Restart safety: after a (re)start the engine changes no switch and no tunnel until it has
-heard from at least one hypervisor and from every hypervisor that the reporting hypervisors'
-own tunnel ports name (or a deadline passes), so a restart never deletes flows or tunnels of
-hypervisors it simply has not heard from yet.
+Restart safety: each hypervisor's last known state is kept on disk (saved_state.py) and
+restored as stale on start, so hypervisors the controller cannot reach keep everything
+towards them. Beyond that, after a (re)start the engine changes no switch and no tunnel
+until it has heard from at least one hypervisor and from every hypervisor that the
+reporting hypervisors' own tunnel ports name (or a deadline passes).
+
+Outages change nothing: a hypervisor whose connections are gone keeps its endpoints,
+tunnels and flows; it leaves when it says so or after the expiry (docs/availability.md).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -29,10 +34,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ovsdb_agent.reports import HypervisorReport
-from ryu_dove.directory import Directory, Hypervisor
+from ryu_dove.directory import Directory
 from ryu_dove.engine.endpoints import EndpointResolver
 from ryu_dove.engine.fleet import Fleet
 from ryu_dove.engine.gc_policy import GcPolicy
+from ryu_dove.engine.saved_state import SavedHypervisor, SavedState, encode
 from ryu_dove.engine.work import TunnelWriter, Work
 from ryu_dove.events import (
     Event,
@@ -78,18 +84,23 @@ class EngineStats:
         self.longest_s = max(self.longest_s, seconds)
 
 
+DEFAULT_EXPIRY_S = 7 * 86400.0  # docs/availability.md says why a week
+
+
 @dataclass(frozen=True)
 class Timing:
     min_grace_s: float = 1.0  # always wait this long after start before changing switches
     max_grace_s: float = 30.0  # stop waiting for silent hypervisors after this long
-    hold_down_s: float = 15.0  # a hypervisor gone from OVSDB and OpenFlow this long is removed
+    expiry_s: float = DEFAULT_EXPIRY_S  # a hypervisor unheard this long is removed; 0: never
+    expiry_check_s: float = 5.0
     tick_s: float = 0.25
 
 
 class Engine:
     def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
                  timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
-                 io: SwitchIO | None = None) -> None:
+                 io: SwitchIO | None = None, saved: SavedState | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.policy = policy
         self.directory = directory
         self.timing = timing
@@ -102,8 +113,12 @@ class Engine:
         self._stop = threading.Event()
         self._turned = time.monotonic()  # when the loop last came round (other threads read it)
         self.started_at = clock()
+        self.started_wall = wall()
+        self._expiry_due = clock() + timing.expiry_check_s
         self.released = False
-        self.fleet = Fleet(directory, clock)
+        self.saved = saved
+        self.fleet = Fleet(directory, wall)
+        self.wall = wall
         self.endpoints = EndpointResolver(directory)
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
@@ -208,10 +223,11 @@ class Engine:
         for event in events:
             self._handle(event)
             self._pump()
-        self._expire_gone()
+        self._expire()
         self._maybe_release()
         if self.released:
             self.work.apply(self.policy, self.reconcilers, self._pump)
+        self._save()
 
     def _handle(self, event: Event) -> None:
         match event:
@@ -233,7 +249,22 @@ class Engine:
 
     # --- hypervisors and their endpoints -------------------------------------------------
 
+    def restore(self, records: list[SavedHypervisor]) -> None:
+        """Take the records saved before a restart, as stale reports (before start())."""
+        for record in records:
+            change = self.fleet.restore(record)
+            if change is not None:
+                self.work.hypervisor_changed(change)
+                self._resolve(change.name)
+        if records:
+            LOG.info("restored %d hypervisors from %s (stale until they report)",
+                     len(self.fleet.stale), self.saved.dir if self.saved else "saved state")
+
     def _on_report(self, report: HypervisorReport) -> None:
+        left = self.fleet.leaving(report)
+        if left is not None:
+            self._remove(left, "left: its OVSDB no longer names it (dove-join --leave)")
+            return
         change = self.fleet.accept(report)
         if change is not None:
             self.work.hypervisor_changed(change)
@@ -259,17 +290,47 @@ class Engine:
                 if other in self.fleet.reports:
                     self._resolve(other, depth + 1)
 
-    def _expire_gone(self) -> None:
-        for name in self.fleet.expired(self.timing.hold_down_s, self._openflow_up):
-            self.endpoints.forget(name)
-            for net in self.fleet.remove(name):
-                self.work.network(net)
-            self.work.tunnels = True
-            self.work.forget_unused(self.policy)
-            self._retry_refused()
+    def _expire(self) -> None:
+        now = self._clock()
+        if now < self._expiry_due:
+            return
+        self._expiry_due = now + self.timing.expiry_check_s
+        for name in self.fleet.expired(self.timing.expiry_s, self.connected,
+                                       self.started_wall):
+            self._remove(name, "expired")
 
-    def _openflow_up(self, hv: Hypervisor) -> bool:
-        return hv.dpid in self.reconcilers
+    def _remove(self, name: str, why: str) -> None:
+        LOG.warning("hypervisor %s removed (%s): its endpoints and tunnels go", name, why)
+        self.endpoints.forget(name)
+        for net in self.fleet.remove(name):
+            self.work.network(net)
+        self.work.tunnels = True
+        self.work.forget_unused(self.policy)
+        self._retry_refused()
+
+    def connected(self, name: str) -> bool:
+        """Heard now: over OVSDB or OpenFlow."""
+        return self.fleet.ovsdb_connected(name) or self.switch_of(name) is not None
+
+    def switch_of(self, name: str) -> Reconciler | None:
+        hv = self.directory.hypervisor(name)
+        return self.reconcilers.get(hv.dpid) if hv and hv.dpid is not None else None
+
+    def _save(self) -> None:
+        """Hand the records that changed to the saved state's thread."""
+        changed, self.fleet.changed = self.fleet.changed, set()
+        if self.saved is None:
+            return
+        now = self.wall()
+        for name in changed:
+            report = self.fleet.reports.get(name)
+            if report is None:
+                self.saved.put(name, None)
+                continue
+            split = self.fleet.ports[name]
+            heard = now if self.connected(name) else self.fleet.heard.get(name, now)
+            self.saved.put(name, functools.partial(encode, report, split.vm_ports,
+                                                   tuple(split.tunnel_ports), heard))
 
     def _on_policy(self, policy: Policy) -> None:
         if policy == self.policy:
@@ -325,6 +386,9 @@ class Engine:
             return  # an old connection of a switch that has reconnected since
         del self.reconcilers[dp.id]
         LOG.warning("switch %s disconnected (OpenFlow); its flows stay installed", rec.name)
+        name = self.fleet.name_of_dpid(dp.id)
+        if name is not None:
+            self.fleet.went_quiet(name)
 
     def _on_switch_message(self, ev: SwitchMessage) -> None:
         if ev.kind is MessageKind.PACKET_IN:

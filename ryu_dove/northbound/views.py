@@ -5,6 +5,7 @@ Built on the engine thread (the owner of the state), on request only.
 
 from __future__ import annotations
 
+import datetime
 import importlib.metadata
 import time
 from collections.abc import Callable
@@ -49,11 +50,14 @@ def _hypervisors(engine: Engine) -> list[dict[str, Any]]:
 
 def _controller(engine: Engine) -> dict[str, Any]:
     stats = engine.stats
+    states = [_state(engine, hv.name) for hv in engine.directory.hypervisors()]
     return {
         "version": VERSION,
         "policy_sources": list(engine.policy.sources),
         "uptime_s": round(time.time() - STARTED, 1),
-        "synchronised": engine.released,
+        "synchronised": engine.released and _every_switch_in_sync(engine),
+        "started": engine.released,
+        "hypervisors": {state: states.count(state) for state in sorted(set(states))},
         "packet_ins": engine.packet_ins,
         "switches": len(engine.reconcilers),
         "engine": {"batches": stats.batches, "events": stats.events,
@@ -69,13 +73,39 @@ def _endpoint(e: Endpoint) -> dict[str, Any]:
                 e.iface_id)
 
 
+def _every_switch_in_sync(engine: Engine) -> bool:
+    """Every known switch connected and holding its desired flows."""
+    for hv in engine.directory.hypervisors():
+        rec = engine.switch_of(hv.name)
+        if hv.dpid is not None and not (rec is not None and rec.in_sync):
+            return False
+    return True
+
+
+def _state(engine: Engine, name: str) -> str:
+    """connected (OVSDB and OpenFlow), degraded (one of them), unreachable (neither), or
+    stale (restored from disk after a restart and not heard since)."""
+    ups = engine.fleet.ovsdb_connected(name) + (engine.switch_of(name) is not None)
+    if not ups and name in engine.fleet.stale:
+        return "stale"
+    return ("unreachable", "degraded", "connected")[ups]
+
+
+def _last_heard(engine: Engine, name: str) -> str | None:
+    """When the hypervisor was last heard (now while connected), UTC, to the second."""
+    heard = engine.wall() if engine.connected(name) else engine.fleet.heard.get(name)
+    if heard is None:
+        return None
+    return datetime.datetime.fromtimestamp(heard, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:
     hv = engine.directory.hypervisor(name)
     assert hv is not None
-    rec = engine.reconcilers.get(hv.dpid) if hv.dpid is not None else None
-    return item("hypervisors", hv.name, hv.tep_ip,
+    rec = engine.switch_of(name)
+    return item("hypervisors", hv.name, _state(engine, name), hv.tep_ip,
                 f"{hv.dpid:016x}" if hv.dpid is not None else None,
-                engine.fleet.ovsdb_connected(name), rec is not None,
+                engine.fleet.ovsdb_connected(name), rec is not None, _last_heard(engine, name),
                 len(rec.desired) if rec and rec.desired is not None else None,
                 len(rec.installed) if rec else None, bool(rec and rec.in_sync),
                 rec.foreign if rec else None, len(rec.rejected) if rec else None)

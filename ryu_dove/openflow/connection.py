@@ -18,8 +18,10 @@ The handshake is the one os-ken's ofp_handler does, without the port-description
 ryu_dove has no use for: HELLO both ways (only OpenFlow 1.3 is offered; a switch that cannot
 speak it gets a HELLO_FAILED error and is closed), FEATURES_REQUEST, FEATURES_REPLY (the
 datapath id), then the switch is up. Echo requests are answered at once; a switch silent for
-`PROBE_IDLE_S` is sent one, and closed if still silent `PROBE_IDLE_S` later (a half-open TCP
-connection after a host crash would otherwise look alive forever).
+the echo interval (ECHO_INTERVAL_S unless configured) is sent one, and one silent for
+SILENT_LIMIT intervals is unreachable and its connection closed (a partition or a crashed
+host otherwise looks alive until TCP gives up, minutes later). Closing it touches none of
+its flows (docs/availability.md).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ OFP = ofproto_v1_3
 VERSION = OFP.OFP_VERSION
 HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 FEATURES_XID = 1
-PROBE_IDLE_S = 15.0
+ECHO_INTERVAL_S = 1.5  # a silent switch is sent an echo request after this long
+SILENT_LIMIT = 3  # ...and after this many intervals of silence it is unreachable: ~5 s
 HANDSHAKE_S = 20.0  # a connection that has not said who it is by then is closed (OVS takes
 # milliseconds; a silent one only holds a handshake slot)
 MAX_BACKLOG = 64 << 20  # bytes waiting for a switch that does not read; then it is dropped
@@ -298,17 +301,23 @@ class SwitchConnection(ofproto_protocol.ProtocolDesc):  # type: ignore[misc]
 
     # --- time ---------------------------------------------------------------------------
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, echo_interval_s: float = ECHO_INTERVAL_S) -> None:
         """Probe a silent switch; close one that stays silent or never finishes the handshake."""
         if self.state is State.CLOSED:
             return
+        silent = now - self.last_heard
         if self.state is not State.UP and now - self.connected_at > HANDSHAKE_S:
             self.close(f"no OpenFlow handshake within {HANDSHAKE_S:.0f} s")
-        elif now - self.last_heard > 2 * PROBE_IDLE_S and self._probed:
-            self.close(f"silent for {now - self.last_heard:.0f} s, echo unanswered")
-        elif now - self.last_heard > PROBE_IDLE_S and not self._probed:
+        elif silent >= SILENT_LIMIT * echo_interval_s and self._probed:
+            self.close(f"unreachable: silent for {silent:.1f} s, echo unanswered")
+        elif silent >= echo_interval_s and not self._probed:
             self._probed = True
             self.send(messages.echo_request())
+
+    def excuse(self, seconds: float) -> None:
+        """We did not read from the switch for `seconds` (the engine was busy): that time
+        is not its silence."""
+        self.last_heard += seconds
 
     # --- the end ------------------------------------------------------------------------
 

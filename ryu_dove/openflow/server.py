@@ -23,12 +23,13 @@ from typing import Any
 from ovsdb_agent import sockets
 from ovsdb_agent.peerlog import RateLimit
 from ryu_dove.events import MessageKind, SwitchDown, SwitchMessage, SwitchUp
-from ryu_dove.openflow.connection import Events, State, SwitchConnection
+from ryu_dove.openflow.connection import ECHO_INTERVAL_S, Events, State, SwitchConnection
 
 LOG = logging.getLogger(__name__)
 
 ACCEPT_BURST = 256  # connections accepted per wake-up: a thousand switches reconnect at once
-TICK_S = 1.0  # how often connections check their liveness
+TICK_S = 1.0  # how often connections check their liveness (at most; a third of the echo
+# interval when that is shorter)
 MAX_CONNECTIONS = 4096  # in all; more are accepted and closed at once (the kernel queue stays
 MAX_HANDSHAKING = 2048  # short), as are more than this many that have not said who they are:
 # above the fleet, since after a controller restart every switch is in its handshake at once
@@ -40,11 +41,18 @@ ACCEPT_BACKOFF_S = 1.0  # after accept() fails (out of descriptors): stop accept
 class OpenFlowServer(Events):
     def __init__(self, host: str, port: int,
                  clock: Callable[[], float] = time.monotonic,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None,
+                 echo_interval_s: float = ECHO_INTERVAL_S) -> None:
         """`tls`: switches must present a certificate this context accepts (mutual TLS);
-        None serves plain TCP, which lets anyone who reaches the port be any switch."""
+        None serves plain TCP, which lets anyone who reaches the port be any switch.
+        `echo_interval_s`: a switch silent this long is probed, three times this long is
+        unreachable (ryu_dove.openflow.connection)."""
+        if not echo_interval_s > 0:
+            raise ValueError("the echo interval is a positive number of seconds")
         self._clock = clock
         self._tls = tls
+        self.echo_interval_s = echo_interval_s
+        self._tick_s = min(TICK_S, echo_interval_s / 3)
         self._listener = sockets.tcp_listener(host, port)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, None)
@@ -53,7 +61,8 @@ class OpenFlowServer(Events):
         self.connections: set[SwitchConnection] = set()
         self._handshaking: set[SwitchConnection] = set()
         self._events: list[Any] = []
-        self._next_tick = clock() + TICK_S
+        self._next_tick = clock() + self._tick_s
+        self._returned = clock()  # when poll() last returned: from then on the engine is busy
         self._accept_paused_until: float | None = None
         self._log = RateLimit(LOG, clock=clock)
         self.refused_connections = 0
@@ -72,6 +81,7 @@ class OpenFlowServer(Events):
         """Wait up to `timeout` s for anything to do, do it; the engine events it produced."""
         if self._events:
             timeout = 0
+        self._excuse_busy_engine()
         for key, mask in self._selector.select(timeout):
             party = key.data
             if isinstance(party, SwitchConnection):
@@ -89,12 +99,21 @@ class OpenFlowServer(Events):
             self._accept_paused_until = None
             self._selector.register(self._listener, selectors.EVENT_READ, None)
         if now >= self._next_tick:
-            self._next_tick = now + TICK_S
+            self._next_tick = now + self._tick_s
             for conn in list(self.connections):
-                conn.tick(now)
+                conn.tick(now, self.echo_interval_s)
             self._bound_backlog()
         events, self._events = self._events, []
+        self._returned = self._clock()
         return events
+
+    def _excuse_busy_engine(self) -> None:
+        """A switch is judged by how long we listened to it: after a long batch (a cold
+        start at a thousand switches, a GC pause) the silence is ours, not theirs."""
+        busy = self._clock() - self._returned
+        if busy > self._tick_s:
+            for conn in self.connections:
+                conn.excuse(busy)
 
     def close(self) -> None:
         for conn in list(self.connections):

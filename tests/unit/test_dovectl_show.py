@@ -89,10 +89,12 @@ def test_hypervisors_table_says_yes_no(api: str, capsys: pytest.CaptureFixture[s
     code, out, _ = show(capsys, "hypervisors", "--api", api)
     assert code == 0
     assert table(out) == [
-        ["NAME", "TEP_IP", "DPID", "OVSDB", "OPENFLOW", "FLOWS_DESIRED", "FLOWS_INSTALLED",
-         "IN_SYNC", "FOREIGN_FLOWS", "FLOWS_REJECTED"],
-        ["hv1", "192.0.2.1", "0000a2b3c4d5e6f7", "yes", "yes", "40", "40", "yes", "0", "0"],
-        ["hv2", "192.0.2.2", "-", "yes", "no", "40", "0", "no", "0", "0"],
+        ["NAME", "STATE", "TEP_IP", "DPID", "OVSDB", "OPENFLOW", "LAST_HEARD", "FLOWS_DESIRED",
+         "FLOWS_INSTALLED", "IN_SYNC", "FOREIGN_FLOWS", "FLOWS_REJECTED"],
+        ["hv1", "connected", "192.0.2.1", "0000a2b3c4d5e6f7", "yes", "yes",
+         "2026-12-04T19:00:00Z", "40", "40", "yes", "0", "0"],
+        ["hv2", "degraded", "192.0.2.2", "-", "yes", "no", "2026-12-04T19:00:00Z", "40", "0",
+         "no", "0", "0"],
     ]
 
 
@@ -186,8 +188,8 @@ def test_not_an_http_url(capsys: pytest.CaptureFixture[str]) -> None:
 def test_subprocess_table_and_json(api: str) -> None:
     done = run_cli("show", "hypervisors", "--api", api)
     assert (done.returncode, done.stderr) == (0, "")
-    assert table(done.stdout)[2] == ["hv2", "192.0.2.2", "-", "yes", "no", "40", "0", "no", "0",
-                                     "0"]
+    assert table(done.stdout)[2] == ["hv2", "degraded", "192.0.2.2", "-", "yes", "no",
+                                     "2026-12-04T19:00:00Z", "40", "0", "no", "0", "0"]
     done = run_cli("show", "endpoints", "--json", "--network", "acme/db", env={"DOVE_API": api})
     assert (done.returncode, done.stderr) == (0, "")
     assert json.loads(done.stdout) == [EP2]

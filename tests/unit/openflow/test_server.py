@@ -124,29 +124,46 @@ def test_anything_before_hello_is_a_protocol_error(clock) -> None:
     assert conn.close_reason == "protocol error: message type 2 before HELLO"
 
 
-def test_a_silent_switch_is_probed_then_closed(server, connect, clock) -> None:
+def listened(server, clock, seconds: float) -> None:
+    """`seconds` pass while the server waits on its sockets (not while the engine is busy)."""
+    clock.now += seconds
+    server._returned = clock.now
+    server._next_tick = 0
+
+
+def test_a_silent_switch_is_probed_then_closed_within_five_seconds(server, connect,
+                                                                    clock) -> None:
     switch = connect()
     conn = up(server, switch)
-    clock.now += ofconn.PROBE_IDLE_S + 1
-    server._next_tick = 0
+    listened(server, clock, ofconn.ECHO_INTERVAL_S)
     assert answer(server, switch)[0] == ofp.OFPT_ECHO_REQUEST
-    clock.now += ofconn.PROBE_IDLE_S + 1
-    server._next_tick = 0
+    listened(server, clock, ofconn.ECHO_INTERVAL_S)
+    assert quiet(server) == []  # one unanswered echo is not yet unreachable
+    listened(server, clock, ofconn.ECHO_INTERVAL_S)
     (down,) = events_until(server, bool)
-    assert down == SwitchDown(conn) and "echo unanswered" in conn.close_reason
+    assert down == SwitchDown(conn) and "unreachable" in conn.close_reason
+    assert ofconn.SILENT_LIMIT * ofconn.ECHO_INTERVAL_S <= 5.0
 
 
 def test_an_answered_probe_keeps_the_switch(server, connect, clock) -> None:
     switch = connect()
     up(server, switch)
-    clock.now += ofconn.PROBE_IDLE_S + 1
-    server._next_tick = 0
+    listened(server, clock, ofconn.ECHO_INTERVAL_S)
     _, xid, _ = answer(server, switch)
     switch.send(ofp.OFPT_ECHO_REPLY, xid=xid)
     assert quiet(server) == []
-    clock.now += ofconn.PROBE_IDLE_S
+    listened(server, clock, ofconn.ECHO_INTERVAL_S * 0.9)
+    assert quiet(server) == [] and len(server.connections) == 1
+
+
+def test_time_the_engine_was_busy_is_not_a_switch_s_silence(server, connect, clock) -> None:
+    switch = connect()
+    up(server, switch)
+    clock.now += 10 * ofconn.ECHO_INTERVAL_S  # a long batch: nobody read the sockets
     server._next_tick = 0
     assert quiet(server) == [] and len(server.connections) == 1
+    listened(server, clock, ofconn.ECHO_INTERVAL_S)
+    assert answer(server, switch)[0] == ofp.OFPT_ECHO_REQUEST  # probed, not dropped
 
 
 def test_a_switch_that_hangs_up_is_down(server, connect) -> None:
