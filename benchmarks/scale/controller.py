@@ -29,7 +29,8 @@ def start_controller(policy: Path, log_file: Path, ofp_port: int,
     args = cli.build_parser().parse_args([
         "--policy", str(policy), "--listen", "127.0.0.1", "--ofp-port", str(ofp_port),
         "--ovsdb-port", str(free_port()), "--api-port", str(free_port()),
-        "--startup-grace", "0.5", "--log-file", str(log_file), *security])
+        "--startup-grace", "0.5", "--log-file", str(log_file),
+        "--state-dir", str(log_file.with_name("controller-state")), *security])
     cli._setup_logging(args)
     try:
         cli.start_apps(args, timeout=60)

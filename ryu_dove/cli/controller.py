@@ -123,7 +123,9 @@ def _setup_logging(args: argparse.Namespace) -> logging.handlers.QueueListener:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    problems = check_policy(args.policy) + _check_tls(args) + _check_state_dir(args.state_dir)
+    problems = check_policy(args.policy) + _check_tls(args)
+    problems = problems or _check_state_dir(args.state_dir)  # creates it: only when all else is
+    # right
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from dove_lab.lab import Lab
 from dove_lab.naming import LabNames
 from dove_lab.probe import Fate, probe
+from ovsdb_agent import contract
 
 
 def leftovers(lab_name: str) -> list[str]:
@@ -91,6 +93,25 @@ def wait_in_sync(lab: Lab, timeout: float = 20.0) -> None:
                 and mesh <= tunnels)
 
     wait_for(synced, timeout, f"every hypervisor of {lab.name} in sync")
+
+
+def installed(lab: Lab, hv: str) -> dict[int, tuple[float, str]]:
+    """cookie -> (seconds the flow has been installed, the flow), as OVS reports it."""
+    ovs = lab.ovs(lab.state().hypervisors[hv])
+    out = ovs.ofctl("dump-flows", ovs.bridge_mgmt(contract.INTEGRATION_BRIDGE))
+    flows = {}
+    for line in out.splitlines():
+        cookie = re.search(r"cookie=(0x[0-9a-f]+)", line)
+        duration = re.search(r"duration=([0-9.]+)s", line)
+        if cookie and duration:
+            flows[int(cookie.group(1), 16)] = (float(duration.group(1)), line.strip())
+    return flows
+
+
+def changed(before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]]) -> str:
+    gone = [before[c][1] for c in before.keys() - after.keys()]
+    new = [after[c][1] for c in after.keys() - before.keys()]
+    return "\n".join(["gone:", *gone, "new:", *new])
 
 
 TCP_PORT = 7000

@@ -137,7 +137,7 @@ def test_hypervisor_leaving_loses_its_tunnels_and_endpoints(make_lab, write_topo
         vms:
           - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
           - {name: a3, hypervisor: hv3, network: acme/web, ip: 198.51.100.12}
-    """), controller=True, controller_args=["--hold-down=1"])
+    """), controller=True)
     wait_in_sync(lab)
     reaches_within(lab, "a1", "a3")
     lab.del_hypervisor("hv3")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -13,7 +12,14 @@ from dove_lab.lab import Lab
 from dove_lab.probe import Fate, ping
 from ovsdb_agent import contract
 from tests.integration.conftest import EXAMPLE_POLICY
-from tests.integration.helpers import api_get, fate, wait_for, wait_in_sync
+from tests.integration.helpers import (
+    api_get,
+    changed,
+    fate,
+    installed,
+    wait_for,
+    wait_in_sync,
+)
 
 TWO_TENANTS = """
 hypervisors: [hv1, hv2]
@@ -23,19 +29,6 @@ vms:
   - {name: g1, hypervisor: hv1, network: globex/web, ip: 198.51.100.20}
   - {name: g2, hypervisor: hv2, network: globex/web, ip: 198.51.100.21}
 """
-
-
-def installed(lab: Lab, hv: str) -> dict[int, tuple[float, str]]:
-    """cookie -> (seconds the flow has been installed, the flow), as OVS reports it."""
-    ovs = lab.ovs(lab.state().hypervisors[hv])
-    out = ovs.ofctl("dump-flows", ovs.bridge_mgmt(contract.INTEGRATION_BRIDGE))
-    flows = {}
-    for line in out.splitlines():
-        cookie = re.search(r"cookie=(0x[0-9a-f]+)", line)
-        duration = re.search(r"duration=([0-9.]+)s", line)
-        if cookie and duration:
-            flows[int(cookie.group(1), 16)] = (float(duration.group(1)), line.strip())
-    return flows
 
 
 def settled_flows(lab: Lab, hv: str, timeout: float = 10.0) -> dict[int, tuple[float, str]]:
@@ -49,12 +42,6 @@ def settled_flows(lab: Lab, hv: str, timeout: float = 10.0) -> dict[int, tuple[f
             return now
         last = now
     raise AssertionError(f"{hv}: flows still changing after {timeout} s")
-
-
-def changed(before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]]) -> str:
-    gone = [before[c][1] for c in before.keys() - after.keys()]
-    new = [after[c][1] for c in after.keys() - before.keys()]
-    return "\n".join(["gone:", *gone, "new:", *new])
 
 
 def test_killed_controller_keeps_traffic_and_restart_changes_no_flow(make_lab, write_topology):

@@ -26,15 +26,26 @@ def test_bad_policy_is_reported_with_positions_and_nothing_starts():
     assert "Traceback" not in result.stderr
 
 
-def test_port_in_use_is_named():
+def test_port_in_use_is_named(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         result = run("--policy", EXAMPLE, "--listen", "127.0.0.1", "--api-port", str(port),
-                     "--plaintext")
+                     "--plaintext", "--state-dir", str(tmp_path))
     assert result.returncode == 1
     assert f"cannot listen for the REST API on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_state_dir_it_cannot_write_is_refused_before_anything_starts(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run("--policy", EXAMPLE, "--listen", "127.0.0.1", "--plaintext", "--state-dir",
+                 str(blocker))
+    assert result.returncode == 2
+    assert f"cannot keep state in {blocker}: " in result.stderr and "(--state-dir)" in \
+        result.stderr
     assert "Traceback" not in result.stderr
 
 
