@@ -25,8 +25,9 @@ from os_ken.ofproto import ofproto_v1_3
 from ovsdb_agent import sockets
 from ovsdb_agent.manager import OvsdbManager
 from ryu_dove.directory import MemoryDirectory
-from ryu_dove.engine.loop import DEFAULT_EXPIRY_S, Engine, Timing
+from ryu_dove.engine.loop import Engine, Timing
 from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
+from ryu_dove.engine.settings import DEFAULT_EXPIRY_S
 from ryu_dove.events import OvsdbGone, OvsdbReport
 from ryu_dove.northbound.api import ApiServer
 from ryu_dove.openflow.connection import ECHO_INTERVAL_S

@@ -22,8 +22,8 @@ import threading
 from typing import Any
 
 from ovsdb_agent import cli_args, sockets
-from ryu_dove.engine.loop import DEFAULT_EXPIRY_S
 from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
+from ryu_dove.engine.settings import DEFAULT_EXPIRY_S
 from ryu_dove.openflow.connection import ECHO_INTERVAL_S
 from ryu_dove.policy import check_policy, load_policy
 
@@ -123,9 +123,9 @@ def _setup_logging(args: argparse.Namespace) -> logging.handlers.QueueListener:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    problems = check_policy(args.policy) + _check_tls(args)
-    problems = problems or _check_state_dir(args.state_dir)  # creates it: only when all else is
-    # right
+    problems: list[Any] = check_policy(args.policy) + _check_tls(args)
+    if not problems:  # checking the state dir creates it: only when all else is right
+        problems = _check_state_dir(args.state_dir)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)

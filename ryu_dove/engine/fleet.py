@@ -18,6 +18,7 @@ restart.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from ovsdb_agent.reports import HypervisorReport
 from ryu_dove.directory import Directory, Hypervisor
 from ryu_dove.directory.ports import PortSplit
 from ryu_dove.engine.claims import Claims
-from ryu_dove.engine.saved_state import SavedHypervisor
+from ryu_dove.engine.saved_state import Record, SavedHypervisor, encode
 
 LOG = logging.getLogger(__name__)
 
@@ -109,6 +110,24 @@ class Fleet:
         self.heard[report.name] = saved.last_heard
         self.changed.discard(report.name)  # it is what is on disk
         return change
+
+    def changed_records(self, connected: Callable[[str], bool],
+                        ) -> list[tuple[str, Record | None]]:
+        """The saved records out of date since the last call: each to encode (on the saved
+        state's thread), or None for a hypervisor that is gone."""
+        changed, self.changed = self.changed, set()
+        now = self._wall()
+        records: list[tuple[str, Record | None]] = []
+        for name in changed:
+            report = self.reports.get(name)
+            if report is None:
+                records.append((name, None))
+                continue
+            split = self.ports[name]
+            heard = now if connected(name) else self.heard.get(name, now)
+            records.append((name, functools.partial(
+                encode, report, split.vm_ports, tuple(split.tunnel_ports), heard)))
+        return records
 
     # --- leaving ----------------------------------------------------------------------------
 

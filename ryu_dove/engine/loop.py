@@ -24,21 +24,20 @@ tunnels and flows; it leaves when it says so or after the expiry (docs/availabil
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ovsdb_agent.reports import HypervisorReport
 from ryu_dove.directory import Directory
 from ryu_dove.engine.endpoints import EndpointResolver
 from ryu_dove.engine.fleet import Fleet
 from ryu_dove.engine.gc_policy import GcPolicy
-from ryu_dove.engine.saved_state import SavedHypervisor, SavedState, encode
+from ryu_dove.engine.saved_state import SavedHypervisor, SavedState
+from ryu_dove.engine.settings import EngineStats, SwitchIO, Timing
 from ryu_dove.engine.work import TunnelWriter, Work
 from ryu_dove.events import (
     Event,
@@ -63,47 +62,14 @@ STALL_S = 60.0  # no batch finished for this long: the engine is stuck (the long
 # a thousand switches is a few seconds)
 
 
-class SwitchIO(Protocol):
-    """The switch connections the engine's thread runs (ryu_dove.openflow.server)."""
-
-    def poll(self, timeout: float) -> list[Any]: ...
-    def wake(self) -> None: ...
-
-
-@dataclass
-class EngineStats:
-    batches: int = 0
-    events: int = 0
-    busy_s: float = 0.0  # wall time spent applying batches and recomputing
-    longest_s: float = 0.0
-
-    def add(self, events: int, seconds: float) -> None:
-        self.batches += 1
-        self.events += events
-        self.busy_s += seconds
-        self.longest_s = max(self.longest_s, seconds)
-
-
-DEFAULT_EXPIRY_S = 7 * 86400.0  # docs/availability.md says why a week
-
-
-@dataclass(frozen=True)
-class Timing:
-    min_grace_s: float = 1.0  # always wait this long after start before changing switches
-    max_grace_s: float = 30.0  # stop waiting for silent hypervisors after this long
-    expiry_s: float = DEFAULT_EXPIRY_S  # a hypervisor unheard this long is removed; 0: never
-    expiry_check_s: float = 5.0
-    tick_s: float = 0.25
-
-
 class Engine:
     def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
-                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
+                 timing: Timing | None = None, clock: Callable[[], float] = time.monotonic,
                  io: SwitchIO | None = None, saved: SavedState | None = None,
                  wall: Callable[[], float] = time.time) -> None:
         self.policy = policy
         self.directory = directory
-        self.timing = timing
+        self.timing = timing = timing or Timing()
         self._clock = clock
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self._io = io
@@ -318,19 +284,9 @@ class Engine:
 
     def _save(self) -> None:
         """Hand the records that changed to the saved state's thread."""
-        changed, self.fleet.changed = self.fleet.changed, set()
-        if self.saved is None:
-            return
-        now = self.wall()
-        for name in changed:
-            report = self.fleet.reports.get(name)
-            if report is None:
-                self.saved.put(name, None)
-                continue
-            split = self.fleet.ports[name]
-            heard = now if self.connected(name) else self.fleet.heard.get(name, now)
-            self.saved.put(name, functools.partial(encode, report, split.vm_ports,
-                                                   tuple(split.tunnel_ports), heard))
+        for name, record in self.fleet.changed_records(self.connected):
+            if self.saved is not None:
+                self.saved.put(name, record)
 
     def _on_policy(self, policy: Policy) -> None:
         if policy == self.policy:
