@@ -94,6 +94,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         in_sync = sum(1 for rec in list(app.engine.reconcilers.values()) if rec.in_sync)
         fleet_cpu_s = round(fleet.cpu_s(), 2)
         load_end = round(os.getloadavg()[0], 2)  # before the fleet goes: 2 threads a switch end
+    app.saved.stop()  # its thread writes into workdir, which goes next
     extra = {**baseline, "cpu_s": round(cpu.controller_s(), 2)}
     result = {**headline(cold, paced, burst, extra), **baseline}
     return {
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "ingest": ingested, "cold_start": cold, "isolated": single,
         "paced": paced, "burst": burst, "hostile": attacks,
         "switches_in_sync": in_sync, "fleet_cpu_s": fleet_cpu_s, **gc_meter.figures(),
+        "saved_state": {"writes": app.saved.writes, "failures": app.saved.failures},
         "loadavg_1m": [load_start, load_end], "code": code_version(),
         "machine": machine_facts(), "command": command_line(),
     }

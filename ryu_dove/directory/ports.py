@@ -53,11 +53,6 @@ class PortSplit:
             self._derive_tunnels()
         return vms_moved, tunnels_moved
 
-    @property
-    def tunnel_ports(self) -> list[PortInfo]:
-        """Our tunnel ports, in name order."""
-        return sorted(self._tunnels.values(), key=_name)
-
     def _derive_tunnels(self) -> None:
         remotes, ofports = set(), {}
         for port in sorted(self._tunnels.values(), key=_name):  # the last by name wins

@@ -125,8 +125,7 @@ class Fleet:
                 continue
             split = self.ports[name]
             heard = now if connected(name) else self.heard.get(name, now)
-            records.append((name, functools.partial(
-                encode, report, split.vm_ports, tuple(split.tunnel_ports), heard)))
+            records.append((name, functools.partial(encode, report, split.vm_ports, heard)))
         return records
 
     # --- leaving ----------------------------------------------------------------------------

@@ -192,7 +192,7 @@ class Engine:
         self._expire()
         self._maybe_release()
         if self.released:
-            self.work.apply(self.policy, self.reconcilers, self._pump)
+            self.work.apply(self.policy, self.reconcilers, self._pump, hold=self.fleet.stale)
         self._save()
 
     def _handle(self, event: Event) -> None:
@@ -231,9 +231,12 @@ class Engine:
         if left is not None:
             self._remove(left, "left: its OVSDB no longer names it (dove-join --leave)")
             return
+        was_stale = report.name in self.fleet.stale
         change = self.fleet.accept(report)
         if change is not None:
             self.work.hypervisor_changed(change)
+            if was_stale:  # its switch was held: program it now, its tunnels known
+                self.work.whole(change.name)
             self._resolve(change.name)
             if change.new.dpid is not None and change.new is not change.old:
                 self._check_identity(change.new.dpid)

@@ -10,7 +10,7 @@ and writes every hypervisor's tunnel ports when the mesh changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from ovsdb_agent.reports import TunnelSpec
 from ryu_dove.directory import Directory
@@ -69,9 +69,10 @@ class Work:
     # --- applying ---------------------------------------------------------------------------
 
     def apply(self, policy: Policy, reconcilers: Mapping[int, Reconciler],
-              pump: Callable[[], None]) -> None:
+              pump: Callable[[], None], hold: Collection[str] = ()) -> None:
         """Recompute what was marked and hand it on; `pump` serves the switch sockets now
-        and then during a long recompute."""
+        and then during a long recompute. The switches of hypervisors in `hold` (restored
+        after a restart, their own tunnel ports not reported yet) are left as they are."""
         if self.tunnels:
             self.tunnels = False
             self._write_all_tunnels()
@@ -81,7 +82,7 @@ class Work:
         for name in sorted(dirty):
             known = self.directory.hypervisor(name)
             rec = reconcilers.get(known.dpid) if known and known.dpid is not None else None
-            if rec is not None:
+            if rec is not None and name not in hold:
                 connected[name], work[name] = rec, dirty[name]
         for name, flows, changed in self.compiler.switches(policy, self.directory, work, local):
             rec = connected[name]

@@ -187,14 +187,19 @@ def test_a_restart_keeps_everything_towards_a_hypervisor_it_cannot_reach(tmp_pat
     assert states == {"hv1": "connected", "hv2": "stale"}
 
 
-def test_a_restored_switch_reconnecting_before_its_ovsdb_changes_nothing(tmp_path) -> None:
+def test_a_restored_switch_reconnecting_before_its_ovsdb_is_held_until_it_reports(
+        tmp_path) -> None:
     before, _ = saved_fleet(tmp_path)
     h = restarted(tmp_path)
     for dpid in (1, 2):
         h.switch_up(dpid, FakeChannel(dpid=dpid, table=dict(before.switches[dpid].table)))
-    h.later(5.0)
+    h.later(40.0)
+    assert all(sw.flow_mods_sent() == [] for sw in h.switches.values())
+    assert not views.build(h.engine, "controller")["controller"]["synchronised"]
+    h.run(report("hv1", A1, tunnel_port("hv2", 9)), report("hv2", A2, tunnel_port("hv1", 9)))
     assert all(sw.flow_mods_sent() == [] for sw in h.switches.values())
     assert all(rec.in_sync for rec in h.engine.reconcilers.values())
+    assert views.build(h.engine, "controller")["controller"]["synchronised"]
 
 
 def test_a_hypervisor_that_left_is_not_restored(tmp_path) -> None:
