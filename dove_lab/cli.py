@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from dove_lab import probe
+from dove_lab import partitions, probe
 from dove_lab.lab import Lab, LabError
 from dove_lab.naming import DEFAULT_LAB, check_lab_name
 from dove_lab.shell import CommandFailed
@@ -111,6 +111,17 @@ def cmd_del_hv(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partition(args: argparse.Namespace) -> int:
+    lab = Lab(args.name)
+    if args.cmd == "partition":
+        changed = lab.partition(args.hypervisor, args.channel)
+    else:
+        changed = lab.heal(args.hypervisor, args.channel)
+    now = lab.state().hypervisors[args.hypervisor].partitioned
+    print(partitions.describe(args.hypervisor, args.cmd, args.channel, changed, now))
+    return 0
+
+
 def cmd_controller(args: argparse.Namespace) -> int:
     lab = Lab(args.name)
     if args.action in ("stop", "kill", "restart"):
@@ -122,7 +133,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
         print("controller asked to reload its policy (SIGHUP); its log says how it went")
     if args.action in ("start", "restart"):
         pid = lab.controller_start(timeout=args.timeout)
-        print(f"controller running (pid {pid}); every hypervisor connected")
+        print(f"controller running (pid {pid}); every hypervisor connected and in sync")
     return 0
 
 
@@ -173,7 +184,20 @@ def _node_commands(add: AddCommand) -> None:
     av.add_argument("--mac")
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
     add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")
-    add("del-hypervisor", cmd_del_hv, "remove a hypervisor and its VMs").add_argument("hypervisor")
+    add("del-hypervisor", cmd_del_hv, "the hypervisor leaves the controller (dove-join --leave), "
+        "then it, its VMs and its OVS database are removed").add_argument("hypervisor")
+
+
+def _partition_commands(add: AddCommand) -> None:
+    for name, help_ in (
+            ("partition", "cut a hypervisor off the controller: all (its management link) or "
+                          "one channel (openflow, ovsdb: dropped both ways with nftables)"),
+            ("heal", "undo partition of that channel (all, the default: the management link); "
+                     "other cuts stay")):
+        sp = add(name, cmd_partition, help_)
+        sp.add_argument("hypervisor")
+        sp.add_argument("--channel", choices=partitions.CHOICES, default=partitions.ALL,
+                        help="default: %(default)s")
 
 
 def _controller_commands(add: AddCommand) -> None:
@@ -188,6 +212,7 @@ _GROUPS: tuple[Callable[[AddCommand], None], ...] = (
     _lifecycle_commands,
     _probe_commands,
     _node_commands,
+    _partition_commands,
     _controller_commands,
 )
 

@@ -25,7 +25,8 @@ def controller_command(state: LabState) -> list[str]:
     if not found:
         raise ControllerError("dove-controller is not installed in this environment; "
                               "use --no-controller for the plain-OVS baseline")
-    cmd = [found, "--listen", Addressing(state.slot).controller_ip]
+    cmd = [found, "--listen", Addressing(state.slot).controller_ip,
+           "--state-dir", str(state.dir / "controller-state")]  # kept across its restarts
     for path in state.policy:
         cmd += ["--policy", path]
     return cmd + _tls_args(state) + state.controller_args
@@ -66,18 +67,19 @@ def start(state: LabState) -> int:
 
 
 def stop(state: LabState, kill: bool = False, timeout: float = 10.0) -> bool:
-    """SIGTERM (or SIGKILL with kill=True) the controller; False if none ran."""
+    """SIGTERM (or SIGKILL with kill=True) the controller and return once it has exited;
+    False if none ran."""
     pid = running_pid(state)
     if pid is None:
         return False
-    if kill:
-        os.kill(pid, signal.SIGKILL)
-    stop_pid(pid, timeout)
+    stop_pid(pid, timeout, sig=signal.SIGKILL if kill else signal.SIGTERM)
     _reap(pid)
     state.controller_pidfile.unlink(missing_ok=True)
     return True
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):  # not our child: init reaps it
+    """Started by this process (tests, `up` then `down` in one run), the exited controller is
+    our zombie until reaped; started by another dove-lab run, init reaps it."""
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

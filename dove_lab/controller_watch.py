@@ -1,4 +1,5 @@
-"""Waiting for the lab's controller: listening, then every hypervisor connected.
+"""Waiting for the lab's controller: listening, every hypervisor connected and in sync, a
+hypervisor forgotten after it left.
 
 Asked of the controller itself (its REST API): OVS refreshes the is_connected column of its
 Controller rows only every few seconds. A failed wait quotes the end of the controller's
@@ -44,32 +45,74 @@ def wait_listening(state: LabState, pid: int, timeout: float) -> None:
 
 
 def wait_connected(state: LabState, hvs: list[HypervisorState], timeout: float,
-                   pid: int | None = None) -> None:
-    """Wait until the controller has every listed hypervisor on OVSDB and OpenFlow."""
+                   pid: int | None = None, whole_lab: bool = False) -> None:
+    """Wait until the controller has every listed hypervisor on OVSDB and OpenFlow, each
+    switch holding exactly its desired flows, and (whole_lab: every hypervisor it knows is
+    listed) until it calls itself synchronised."""
     deadline = time.monotonic() + timeout
-    waiting = {hv.name for hv in hvs}
-    while waiting:
-        seen = _hypervisors_seen(state)
-        waiting = {n for n in waiting
-                   if not (seen.get(n, {}).get("openflow") and seen.get(n, {}).get("ovsdb"))}
-        if not waiting:
+    names = sorted(hv.name for hv in hvs)
+    while True:
+        lagging = lagging_hypervisors(_get(state, "hypervisors") or [], names)
+        synchronised = not whole_lab or bool((_get(state, "controller") or {}).get(
+            "synchronised"))
+        if not lagging and synchronised:
             return
         if pid is not None and not alive(pid):
             raise LabError(f"the controller exited. {log_tail(state)}")
         if time.monotonic() > deadline:
-            raise LabError(f"hypervisors {sorted(waiting)} did not connect to the controller "
-                           f"within {timeout:.0f} s. {log_tail(state)}")
+            raise LabError(f"{not_in_sync(lagging, timeout)}. {log_tail(state)}")
         time.sleep(0.1)
 
 
-def _hypervisors_seen(state: LabState) -> dict[str, dict[str, Any]]:
-    """The controller's hypervisors by name, as its API lists them; empty if it does not
-    answer yet."""
+def lagging_hypervisors(seen: list[dict[str, Any]], names: list[str]) -> dict[str, str]:
+    """Of `names`, the hypervisors the controller's /v1/hypervisors items do not show
+    connected on both channels and in sync, each with what it lacks."""
+    items = {h.get("name"): h for h in seen if isinstance(h, dict)}
+    lagging = {}
+    for name in names:
+        item = items.get(name)
+        if item is None:
+            lagging[name] = "not known to the controller"
+            continue
+        lacks = [what for key, what in (("ovsdb", "OVSDB not connected"),
+                                        ("openflow", "OpenFlow not connected"),
+                                        ("in_sync", "flows not in sync")) if not item.get(key)]
+        if lacks:
+            state = item.get("state")
+            lagging[name] = ", ".join(lacks) + (f", state {state}" if state else "")
+    return lagging
+
+
+def not_in_sync(lagging: dict[str, str], timeout: float) -> str:
+    """Why a wait for the controller failed, hypervisor by hypervisor (none lagging: the
+    controller itself did not call itself synchronised)."""
+    if lagging:
+        return (f"after {timeout:.0f} s, hypervisors still not in sync with the controller: "
+                + "; ".join(f"{name} ({why})" for name, why in sorted(lagging.items())))
+    return (f"after {timeout:.0f} s, the controller still does not call itself synchronised "
+            "(every hypervisor waited for is in sync)")
+
+
+def wait_forgotten(state: LabState, name: str, timeout: float) -> bool:
+    """Wait until the controller's API no longer lists hypervisor `name`; False if it still
+    does (or does not answer) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = _get(state, "hypervisors")
+        if isinstance(seen, list) and not any(h.get("name") == name for h in seen):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _get(state: LabState, resource: str) -> Any:
+    """GET /v1/<resource> from the controller's API; None if it does not answer (yet)."""
     try:
-        with urllib.request.urlopen(f"{api_url(state)}/v1/hypervisors", timeout=2) as resp:
-            return {h["name"]: h for h in json.load(resp)}
+        with urllib.request.urlopen(f"{api_url(state)}/v1/{resource}", timeout=2) as resp:
+            return json.load(resp)
     except (OSError, ValueError):
-        return {}  # not answering yet
+        return None
 
 
 def log_tail(state: LabState, lines: int = 15) -> str:

@@ -15,7 +15,8 @@ from dove_lab.naming import LabNames, mgmt_slots
 from dove_lab.state import LAB_ROOT, LabState
 
 REQUIRED_TOOLS = {"ovs-vswitchd": "openvswitch-switch", "ovsdb-server": "openvswitch-switch",
-                  "ip": "iproute2", "ping": "iputils-ping", "ethtool": "ethtool"}
+                  "ip": "iproute2", "ping": "iputils-ping", "ethtool": "ethtool",
+                  "nft": "nftables"}
 
 
 def preflight() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from dove_lab import baseline, nodes
 from dove_lab.errors import LabError
 from dove_lab.naming import Addressing
-from dove_lab.ovs_instance import OvsInstance, alive, read_pid
+from dove_lab.ovs_instance import OvsInstance, pidfile_pid
 from dove_lab.state import HypervisorState, LabState
 from dove_lab.topology import MAX_HYPERVISORS
 from ovsdb_agent.sockets import TlsFiles
@@ -19,8 +21,7 @@ def ovs_of(hv: HypervisorState) -> OvsInstance:
 
 def ovs_running(hv: HypervisorState) -> bool:
     ovs = ovs_of(hv)
-    pids = [read_pid(ovs.pidfile(d)) for d in ("ovsdb-server", "ovs-vswitchd")]
-    return all(p is not None and alive(p) for p in pids)
+    return all(pidfile_pid(ovs.pidfile(d)) is not None for d in ("ovsdb-server", "ovs-vswitchd"))
 
 
 def check_new(state: LabState, name: str) -> None:
@@ -55,11 +56,16 @@ def _certificate(state: LabState, name: str) -> TlsFiles | None:
 
 
 def remove(state: LabState, hv: HypervisorState) -> list[str]:
-    """Remove a hypervisor and the VMs on it from the host and the state; returns those VMs."""
+    """Remove a hypervisor, its OVS directory and the VMs on it from the host and the state;
+    returns those VMs."""
     gone = [vm.name for vm in state.vms.values() if vm.hypervisor == hv.name]
     for vm_name in gone:
         nodes.delete_vm(state.vms.pop(vm_name), None)
     nodes.delete_hypervisor(state.names, hv)
+    # Its database too: a hypervisor added again under this name must not find the old VM
+    # ports, identity and tunnels in it.
+    if os.path.isdir(hv.ovs_dir):
+        shutil.rmtree(hv.ovs_dir)
     del state.hypervisors[hv.name]
     state.save()
     return gone

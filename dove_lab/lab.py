@@ -3,7 +3,8 @@
 Everything here is driven through `Lab` (the CLI is a thin layer over it), so tests and
 benchmarks use the same code as operators. State lives in /run/dove-lab/<name>/.
 `Lab` takes the locks and keeps the state; the work is done by the modules of each concern:
-`host` (the machine), `hypervisors`, `vms`, `controller_proc` and `controller_watch`.
+`host` (the machine), `hypervisors`, `vms`, `partitions`, `controller_proc` and
+`controller_watch`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dove_lab import controller_proc, host, hypervisors, nodes, shell, vms
-from dove_lab.controller_watch import API_PORT, OFP_PORT, api_url, wait_connected, wait_listening
+from dove_lab import controller_proc, host, hypervisors, nodes, partitions, shell, vms
+from dove_lab.controller_watch import (
+    API_PORT,
+    OFP_PORT,
+    api_url,
+    wait_connected,
+    wait_forgotten,
+    wait_listening,
+)
 from dove_lab.errors import LabError
 from dove_lab.host import REQUIRED_TOOLS, preflight
 from dove_lab.naming import Addressing, LabNames, check_lab_name
 from dove_lab.ovs_instance import OvsInstance
 from dove_lab.state import LAB_ROOT, HypervisorState, LabState, VmState, lab_dir
 from dove_lab.topology import Topology, VmSpec, default_mac, node_name_problem
+from ovsdb_agent.join import leave
 from ovsdb_agent.vswitch import VSwitch
 from ryu_dove.policy import Policy, load_policy
 
@@ -76,8 +85,7 @@ class Lab:
             with self._state_lock():
                 self._build(state, topology, policy)
             if controller:
-                wait_connected(state, list(state.hypervisors.values()), connect_timeout,
-                               controller_proc.running_pid(state))
+                self._wait_in_sync(state, connect_timeout, controller_proc.running_pid(state))
         except BaseException as exc:
             self.down()
             if isinstance(exc, LabError | shell.CommandFailed | OSError | RuntimeError):
@@ -100,7 +108,8 @@ class Lab:
             self._add_vm(state, spec, policy)
 
     def down(self) -> list[str]:
-        """Remove everything this lab created, whatever state it is in. Idempotent."""
+        """Remove everything this lab created, whatever state it is in, and return once every
+        process it started has exited. Idempotent."""
         removed: list[str] = []
         self.close()
         state = LabState.load(self.name)
@@ -126,6 +135,12 @@ class Lab:
             raise LabError(f"lab {self.name!r} is not up (dove-lab up --name {self.name} ...)")
         return state
 
+    def _hypervisor(self, state: LabState, name: str) -> HypervisorState:
+        hv = state.hypervisors.get(name)
+        if hv is None:
+            raise LabError(f"no hypervisor {name!r} in lab {self.name!r}")
+        return hv
+
     # --- hypervisors -----------------------------------------------------------------------
 
     def ovs(self, hv: HypervisorState) -> OvsInstance:
@@ -141,20 +156,60 @@ class Lab:
             hv = hypervisors.add(state, name)
             hypervisors.wire_tunnels(state)
         if state.controller:
-            wait_connected(state, [hv], timeout=30.0)
+            wait_connected(state, [hv], 30.0, controller_proc.running_pid(state))
         return hv
 
-    def del_hypervisor(self, name: str) -> list[str]:
-        """Remove a hypervisor and the VMs on it; returns the VMs removed with it."""
+    def del_hypervisor(self, name: str, forget_timeout: float = 10.0) -> list[str]:
+        """Remove a hypervisor and the VMs on it; returns the VMs removed with it. With a
+        controller, the hypervisor first leaves it (dove-join --leave), so the controller
+        forgets it now rather than after its expiry. Its OVS database goes too: a hypervisor
+        added later under the same name starts empty."""
         with self._state_lock():
             state = self.state()
-            hv = state.hypervisors.get(name)
-            if hv is None:
-                raise LabError(f"no hypervisor {name!r} in lab {self.name!r}")
+            hv = self._hypervisor(state, name)
+            if state.controller and hypervisors.ovs_running(hv):
+                self._leave(state, hv, forget_timeout)
             self._forget_vswitch(name)
             gone = hypervisors.remove(state, hv)
             hypervisors.wire_tunnels(state)
         return gone
+
+    def _leave(self, state: LabState, hv: HypervisorState, timeout: float) -> None:
+        leave(self.vswitch(hv))
+        if controller_proc.running_pid(state) is None:
+            return  # no controller to wait for
+        if not wait_forgotten(state, hv.name, timeout):
+            LOG.warning("the controller still lists hypervisor %s %.0f s after it left (cut "
+                        "off by a partition?); it will forget it after its expiry",
+                        hv.name, timeout)
+
+    # --- partitions ----------------------------------------------------------------------
+
+    def partition(self, name: str, channel: str = partitions.ALL) -> list[str]:
+        """Cut a hypervisor off the controller: `all` its management link, `openflow` or
+        `ovsdb` that channel alone. Returns what was newly cut (empty: cut already)."""
+        return self._set_cut(name, channel, cut=True)
+
+    def heal(self, name: str, channel: str = partitions.ALL) -> list[str]:
+        """Undo `partition` of that channel (`all`: the link) only; other cuts stay. Returns
+        what was healed (empty: it was not cut)."""
+        return self._set_cut(name, channel, cut=False)
+
+    def _set_cut(self, name: str, channel: str, cut: bool) -> list[str]:
+        if channel not in partitions.CHOICES:
+            raise LabError(f"unknown channel {channel!r}: one of {', '.join(partitions.CHOICES)}")
+        with self._state_lock():
+            state = self.state()
+            hv = self._hypervisor(state, name)
+            before = set(hv.partitioned)
+            after = (before | {channel}) if cut else (before - {channel})
+            changed = partitions.ordered(before ^ after)
+            if changed:
+                hv.partitioned = partitions.ordered(after)
+                partitions.apply(hv.netns, state.names.mgmt_veth(hv.index), hv.partitioned,
+                                 Addressing(state.slot).controller_ip)
+                state.save()
+            return changed
 
     # --- VMs ---------------------------------------------------------------------------------
 
@@ -193,8 +248,17 @@ class Lab:
             if not state.controller:
                 raise LabError(f"lab {self.name!r} runs the --no-controller baseline")
             pid = self._start_controller(state)
-        wait_connected(state, list(state.hypervisors.values()), timeout, pid)
+        self._wait_in_sync(state, timeout, pid)
         return pid
+
+    @staticmethod
+    def _wait_in_sync(state: LabState, timeout: float, pid: int | None) -> None:
+        """Every hypervisor connected with exactly its flows and the controller synchronised;
+        hypervisors cut off by `partition` are not waited for (and while one is, the
+        controller cannot call itself synchronised)."""
+        reachable = [hv for hv in state.hypervisors.values() if not hv.partitioned]
+        wait_connected(state, reachable, timeout, pid,
+                       whole_lab=len(reachable) == len(state.hypervisors))
 
     def _start_controller(self, state: LabState) -> int:
         try:
@@ -244,6 +308,7 @@ class Lab:
                 "netns": hv.netns, "tep_ip": hv.tep_ip, "mgmt_ip": hv.mgmt_ip,
                 "ovsdb": self.ovs(hv).db,
                 "ovs_running": hypervisors.ovs_running(hv),
+                "partitioned": hv.partitioned,
             } for hv in state.hypervisors.values()},
             "vms": {vm.name: {"hypervisor": vm.hypervisor, "network": vm.network, "ip": vm.ip,
                               "mac": vm.mac, "netns": vm.netns, "port": vm.port}

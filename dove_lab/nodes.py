@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dove_lab import shell
 from dove_lab.naming import VIF_PREFIX, VM_MTU, Addressing, LabNames
-from dove_lab.ovs_instance import OvsInstance, stop_pid
+from dove_lab.ovs_instance import OvsInstance, stop_pids
 from dove_lab.state import HypervisorState, VmState
 from ovsdb_agent import contract
 from ovsdb_agent.join import JoinRequest, join
@@ -166,9 +166,10 @@ def netns_list() -> list[str]:
 
 
 def delete_netns(name: str) -> None:
-    """Kill whatever runs in a namespace of ours, then delete it (its veths go with it)."""
+    """Stop whatever runs in a namespace of ours and wait until it has exited, then delete
+    the namespace (its veths go with it)."""
     if name not in netns_list():
         return
-    for pid in shell.run(["ip", "netns", "pids", name], check=False).split():
-        stop_pid(int(pid), timeout=2.0)
+    pids = [int(pid) for pid in shell.run(["ip", "netns", "pids", name], check=False).split()]
+    stop_pids(pids, timeout=2.0)
     shell.run(["ip", "netns", "del", name], check=False)

@@ -6,7 +6,10 @@ machine (see shared LAB-NOTES). Daemons are stopped by their pid files, never by
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -15,6 +18,9 @@ from pathlib import Path
 from dove_lab import shell
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be gone (it may be in D state)
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class OvsInstance:
         return f"unix:{self.root / (bridge + '.mgmt')}"
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop both daemons and return once they have exited."""
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
             stop_pidfile(self.pidfile(daemon), timeout)
 
@@ -87,38 +94,86 @@ def read_pid(pidfile: Path) -> int | None:
         return None
 
 
-def stop_pidfile(pidfile: Path, timeout: float = 5.0) -> None:
-    """SIGTERM the process named by a pid file, SIGKILL it if it outlives the deadline."""
+def pidfile_pid(pidfile: Path) -> int | None:
+    """The pid in a pid file if that process runs and was started with this pid file: a
+    stale file's pid may belong to an unrelated process by now, which must not be signalled."""
     pid = read_pid(pidfile)
-    if pid is None:
-        return
-    stop_pid(pid, timeout)
-
-
-def stop_pid(pid: int, timeout: float = 5.0) -> None:
+    if pid is None or not alive(pid):
+        return None
     try:
-        os.kill(pid, signal.SIGTERM)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if str(pidfile).encode() in cmdline else None
+
+
+def stop_pidfile(pidfile: Path, timeout: float = 5.0) -> bool:
+    """Stop the process named by a pid file (see stop_pid); True if none runs any more."""
+    pid = pidfile_pid(pidfile)
+    return True if pid is None else stop_pid(pid, timeout)
+
+
+def stop_pid(pid: int, timeout: float = 5.0, sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Send `sig`, SIGKILL after `timeout`, and return once the process is gone."""
+    return stop_pids([pid], timeout, sig)
+
+
+def stop_pids(pids: list[int], timeout: float = 5.0,
+              sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Signal every process, SIGKILL those that outlive the deadline and wait until all have
+    exited; True if they have (False, logged, if one survived SIGKILL for KILL_WAIT_S).
+
+    Through pidfds, which work for processes that are not our children and, unlike a pid,
+    can never come to name another process once ours has exited.
+    """
+    fds = [fd for fd in map(_pidfd, pids) if fd is not None]
+    try:
+        left = _signal_and_wait(fds, sig, timeout)
+        left = _signal_and_wait(left, signal.SIGKILL, KILL_WAIT_S)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if left:
+        LOG.warning("%d of %s still running %.0f s after SIGKILL", len(left), pids, KILL_WAIT_S)
+    return not left
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
     except ProcessLookupError:
-        return
+        return None  # gone already
+
+
+def _signal_and_wait(fds: list[int], sig: signal.Signals, timeout: float) -> list[int]:
+    """Signal the processes and wait until the deadline; returns the fds of those still there."""
+    for fd in fds:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(fd, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return
-        time.sleep(0.02)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+    left = list(fds)
+    while left:
+        poller = select.poll()
+        for fd in left:
+            poller.register(fd, select.POLLIN)  # readable once the process has exited
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        exited = {fd for fd, _ in poller.poll(remaining * 1000)}
+        left = [fd for fd in left if fd not in exited]
+    return left
 
 
 def alive(pid: int) -> bool:
+    """Whether the process runs. A zombie has exited, only its parent has not reaped it (and
+    a process that is not our child is reaped by its own parent or init): it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie child still answers kill(0); treat it as gone.
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
+            # "pid (comm) state ...": comm may itself contain ") ", so split at the last one.
+            return f.read().rpartition(") ")[2][:1] not in ("Z", "X", "")
     except OSError:
         return False

@@ -18,12 +18,15 @@ class CommandFailed(RuntimeError):
 
 
 def run(argv: Sequence[str], *, netns: str | None = None, check: bool = True,
-        timeout: float = 30.0, env: dict[str, str] | None = None) -> str:
-    """Run a command (inside a namespace if given) and return its stdout."""
+        timeout: float = 30.0, env: dict[str, str] | None = None,
+        input: str | None = None) -> str:
+    """Run a command (inside a namespace if given), feeding it `input` if given, and return
+    its stdout."""
     full = ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
     LOG.debug("run: %s", " ".join(full))
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL)
+                          **stdin)
     if check and proc.returncode != 0:
         raise CommandFailed(full, proc.returncode, proc.stderr)
     return proc.stdout

@@ -26,6 +26,7 @@ class HypervisorState:
     tep_ip: str
     mgmt_ip: str
     ovs_dir: str
+    partitioned: list[str] = field(default_factory=list)  # channels cut (dove-lab partition)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""dove-join: make this hypervisor part of a ryu_dove overlay.
+"""dove-join: make this hypervisor part of a ryu_dove overlay, or (--leave) take it out.
 
 Creates the integration bridge in fail-mode secure (no traffic passes until the controller
 programs it), records the tunnel endpoint address, and points OpenFlow and OVSDB management
@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,10 @@ from ovsdb_agent.sockets import TlsFiles
 from ovsdb_agent.vswitch import OvsdbUnavailable, VSwitch
 
 LOG = logging.getLogger(__name__)
+
+IDENTITY_KEYS = (contract.HYPERVISOR, contract.TEP_IP, contract.DATAPATH_TYPE)
+# Between leave's two transactions; see leave() for why.
+LEAVE_SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,7 @@ def _manager_commands(vswitch: VSwitch, req: JoinRequest, managers: list[Any]) -
     api = vswitch.api
     commands = []
     for row in managers:
-        if (row.external_ids.get(contract.OWNER) == contract.OWNER_VALUE
-                and row.target != req.manager_target):
+        if _is_ours(row.external_ids) and row.target != req.manager_target:
             commands += [api.db_remove("Open_vSwitch", ".", "manager_options", row.uuid),
                          api.db_destroy("Manager", row.uuid)]
     if not any(row.target == req.manager_target for row in managers):
@@ -144,12 +148,74 @@ def _mark_created_rows(vswitch: VSwitch, req: JoinRequest) -> None:
         txn.add(api.db_set("Manager", manager.uuid, ("external_ids", _owned())))
 
 
+def leave(vswitch: VSwitch, bridge: str = contract.INTEGRATION_BRIDGE) -> None:
+    """Take this hypervisor out of the overlay for good; VM ports and the bridge stay.
+
+    First its identity and the tunnel ports the controller made go, in one transaction, so
+    that the controller, told through its manager session, forgets the hypervisor at once
+    instead of waiting for its expiry. Then the controller and the managers dove-join set.
+    Running it again changes nothing.
+    """
+    with vswitch.transaction() as txn:
+        for command in _forget_commands(vswitch, bridge):
+            txn.add(command)
+    # The second transaction removes the manager, which closes the controller's OVSDB session:
+    # give ovsdb-server time to deliver the first one's update on that session before, or the
+    # controller sees only a lost connection and keeps the hypervisor until its expiry.
+    time.sleep(LEAVE_SETTLE_S)
+    with vswitch.transaction() as txn:
+        for command in _disconnect_commands(vswitch, bridge):
+            txn.add(command)
+
+
+def _bridge_row(vswitch: VSwitch, bridge: str) -> Any | None:
+    rows = vswitch.api.db_find_rows("Bridge", ("name", "=", bridge)).execute(check_error=True)
+    return rows[0] if rows else None
+
+
+def _forget_commands(vswitch: VSwitch, bridge: str) -> list[Any]:
+    """Remove this hypervisor's identity and the bridge's owned tunnel ports."""
+    api = vswitch.api
+    commands = [api.db_remove("Open_vSwitch", ".", "external_ids", *IDENTITY_KEYS,
+                              if_exists=True)]
+    row = _bridge_row(vswitch, bridge)
+    for port in row.ports if row is not None else []:
+        if any(contract.is_owned_tunnel(i.external_ids) for i in port.interfaces):
+            commands.append(api.del_port(port.name, bridge=bridge, if_exists=True))
+    return commands
+
+
+def _disconnect_commands(vswitch: VSwitch, bridge: str) -> list[Any]:
+    """Remove the bridge's controllers (dove-join sets that list whole, on the bridge it
+    marks as ours) and the managers dove-join marked; an operator's managers stay."""
+    api = vswitch.api
+    commands = []
+    row = _bridge_row(vswitch, bridge)
+    if row is not None and _is_ours(row.external_ids):
+        commands += [api.db_remove("Bridge", bridge, "controller", ctl.uuid)
+                     for ctl in row.controller]
+    for manager in api.db_list_rows("Manager").execute(check_error=True):
+        if _is_ours(manager.external_ids):
+            commands += [api.db_remove("Open_vSwitch", ".", "manager_options", manager.uuid),
+                         api.db_destroy("Manager", manager.uuid)]
+    return commands
+
+
+def _is_ours(external_ids: dict[str, str]) -> bool:
+    return external_ids.get(contract.OWNER) == contract.OWNER_VALUE
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dove-join", description=__doc__.splitlines()[0])
-    p.add_argument("--controller", required=True, type=cli_args.ip_address,
-                   help="management address of the DOVE controller")
-    p.add_argument("--tep-ip", required=True, type=cli_args.tep_address,
-                   help="underlay address of this hypervisor's VXLAN tunnel endpoint")
+    p.add_argument("--leave", action="store_true",
+                   help="leave the controller for good: remove this hypervisor's identity, "
+                        "the controller's tunnel ports, the bridge's controller and dove-join's "
+                        "manager (VM ports and the bridge stay); takes only --db and --bridge")
+    p.add_argument("--controller", type=cli_args.ip_address,
+                   help="management address of the DOVE controller (required unless --leave)")
+    p.add_argument("--tep-ip", type=cli_args.tep_address,
+                   help="underlay address of this hypervisor's VXLAN tunnel endpoint "
+                        "(required unless --leave)")
     p.add_argument("--hypervisor", default=socket.gethostname(), type=cli_args.hypervisor_name,
                    help="this hypervisor's name in the overlay (default: hostname; 1-63 "
                         "letters, digits, '.', '_', '-')")
@@ -167,19 +233,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked: joining needs the controller and the TEP, leaving takes
+    neither (nor TLS files), and TLS takes all three files. Exits 2 with a message if not."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    join_only = {"--controller": args.controller, "--tep-ip": args.tep_ip,
+                 "--ssl-key": args.ssl_key, "--ssl-cert": args.ssl_cert, "--ssl-ca": args.ssl_ca}
+    if args.leave:
+        given = [opt for opt, value in join_only.items() if value is not None]
+        if given:
+            p.error(f"--leave takes only --db and --bridge, not {', '.join(given)}")
+        return args
+    missing = [opt for opt in ("--controller", "--tep-ip") if join_only[opt] is None]
+    if missing:
+        p.error(f"joining needs {' and '.join(missing)} (or --leave to leave the controller)")
     files = (args.ssl_key, args.ssl_cert, args.ssl_ca)
     if any(files) and not all(files):
-        print("dove-join: TLS needs all of --ssl-key, --ssl-cert and --ssl-ca", file=sys.stderr)
-        return 2
-    ssl = TlsFiles(*(os.path.abspath(f) for f in files)) if all(files) else None
-    req = JoinRequest(controller=args.controller, tep_ip=args.tep_ip, hypervisor=args.hypervisor,
-                      datapath_type=args.datapath_type, bridge=args.bridge,
-                      ofp_port=args.ofp_port, ovsdb_port=args.ovsdb_port, ssl=ssl)
+        p.error("TLS needs all of --ssl-key, --ssl-cert and --ssl-ca")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     try:
         with VSwitch(args.db) as vswitch:
+            if args.leave:
+                leave(vswitch, args.bridge)
+                print(f"dove-join: left the controller: identity, tunnel ports, {args.bridge}'s "
+                      "controller and dove-join's manager removed")
+                return 0
+            req = _join_request(args)
             join(vswitch, req)
     except OvsdbUnavailable as exc:
         print(f"dove-join: {exc}", file=sys.stderr)
@@ -190,6 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dove-join: {req.hypervisor} joined: {req.bridge} -> {req.controller_target}, "
           f"manager {req.manager_target}, TEP {req.tep_ip}")
     return 0
+
+
+def _join_request(args: argparse.Namespace) -> JoinRequest:
+    files = (args.ssl_key, args.ssl_cert, args.ssl_ca)
+    ssl = TlsFiles(*(os.path.abspath(f) for f in files)) if all(files) else None
+    return JoinRequest(controller=args.controller, tep_ip=args.tep_ip,
+                       hypervisor=args.hypervisor, datapath_type=args.datapath_type,
+                       bridge=args.bridge, ofp_port=args.ofp_port, ovsdb_port=args.ovsdb_port,
+                       ssl=ssl)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(openvswitch-switch iproute2 iputils-ping ethtool tcpdump iperf3)
+DEBS=(openvswitch-switch iproute2 iputils-ping ethtool nftables tcpdump iperf3)
 need_apt=()
 for tool in ovs-vswitchd:openvswitch-switch ovs-pki:openvswitch-common ip:iproute2 \
-            ping:iputils-ping ethtool:ethtool \
+            ping:iputils-ping ethtool:ethtool nft:nftables \
             tcpdump:tcpdump iperf3:iperf3; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done

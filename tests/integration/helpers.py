@@ -13,6 +13,14 @@ from dove_lab.naming import LabNames
 from dove_lab.probe import Fate, probe
 from ovsdb_agent import contract
 
+# Two hypervisors, a VM of acme/web on each.
+PAIR = """
+hypervisors: [hv1, hv2]
+vms:
+  - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
+  - {name: a2, hypervisor: hv2, network: acme/web, ip: 198.51.100.11}
+"""
+
 
 def leftovers(lab_name: str) -> list[str]:
     """Everything of a lab that still exists: namespaces, root links, processes, files."""

@@ -13,6 +13,7 @@ from dove_lab.probe import Fate, ping
 from ovsdb_agent import contract
 from tests.integration.conftest import EXAMPLE_POLICY
 from tests.integration.helpers import (
+    PAIR,
     api_get,
     changed,
     fate,
@@ -21,11 +22,7 @@ from tests.integration.helpers import (
     wait_in_sync,
 )
 
-TWO_TENANTS = """
-hypervisors: [hv1, hv2]
-vms:
-  - {name: a1, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
-  - {name: a2, hypervisor: hv2, network: acme/web, ip: 198.51.100.11}
+TWO_TENANTS = PAIR + """\
   - {name: g1, hypervisor: hv1, network: globex/web, ip: 198.51.100.20}
   - {name: g2, hypervisor: hv2, network: globex/web, ip: 198.51.100.21}
 """

@@ -23,8 +23,8 @@ from dove_lab.lab import Lab
 from dove_lab.ovs_instance import SCHEMA
 from dove_lab.probe import Fate
 from ovsdb_agent import contract
-from tests.integration.helpers import api_get, fate, wait_for, wait_in_sync
-from tests.integration.test_controller_lifecycle import TWO_TENANTS, installed
+from tests.integration.helpers import api_get, fate, installed, wait_for, wait_in_sync
+from tests.integration.test_controller_lifecycle import TWO_TENANTS
 
 OVSDB_PORT = 6640
 OFP_PORT = 6653
