@@ -159,3 +159,14 @@ def test_a_switch_connected_before_its_hypervisor_reported_is_checked_then() -> 
     assert early.closed is None
     h.run(claim(identity="hv3"))  # hv3 reports it: the switch's certificate is not hv3's
     assert early.closed is not None and 3 not in h.engine.reconcilers
+
+
+def test_the_number_of_hypervisors_known_is_bounded(monkeypatch) -> None:
+    monkeypatch.setattr("ryu_dove.engine.claims.MAX_HYPERVISORS", 2)
+    h = converged()  # hv1 and hv2: full
+    h.run(claim())
+    assert h.engine.directory.hypervisor("hv3") is None
+    [r] = refused(h)
+    assert "knows 2 hypervisors already, the most it keeps" in r["reason"]
+    h.run(report("hv2", vm_port("a2", 5, "02:00:00:00:00:02", "198.51.100.11")))
+    assert h.engine.directory.hypervisor("hv2").tep_ip == TEPS["hv2"]  # known ones go on
