@@ -64,7 +64,7 @@ class Claims:
         conn = self._conn.get(name, report.conn)
         if conn != report.conn and report.identity != name:
             return f"hypervisor {name} reports over another connection ({conn})"
-        if len(self._tep) >= MAX_HYPERVISORS and tep not in self._tep:
+        if len(self._tep) >= MAX_HYPERVISORS and name not in self._tep.values():
             return (f"the controller knows {len(self._tep)} hypervisors already, the most it "
                     "keeps (one that leaves or expires makes room)")
         return None
