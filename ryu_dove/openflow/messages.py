@@ -7,7 +7,9 @@ figures in docs/benchmarks.md). The controller encodes every
 distinct flow once (its cookie is a hash of its whole content, ryu_dove.pipeline.flows, so the
 bytes for a cookie are the same on every switch; only the xid differs), but at a thousand
 hypervisors that is still hundreds of thousands of flows, so the few match fields and actions
-the pipeline uses are packed directly. A field or action this module does not know
+the pipeline uses are packed directly (conntrack, dec_ttl, meters and packets to the
+controller included, for routing, stateful rules and learning). A field or action this
+module does not know
 raises EncodeError. The bytes are identical to os-ken's, field order included:
 tests/unit/test_wire.py checks every flow the compiler can produce, and every other message
 here, against os-ken's classes (tests/fakes/osken_reference.py). os-ken still parses what
@@ -23,7 +25,18 @@ from functools import lru_cache
 
 from os_ken.ofproto import ofproto_common, ofproto_v1_3
 
-from ryu_dove.pipeline.flows import Action, Flow, MatchValue, Move, Output, SetField
+from ryu_dove.pipeline.flows import (
+    Action,
+    Controller,
+    Ct,
+    DecTtl,
+    Flow,
+    MatchValue,
+    Meter,
+    Move,
+    Output,
+    SetField,
+)
 
 OFP = ofproto_v1_3
 
@@ -35,9 +48,12 @@ OFPP_ANY, OFPG_ANY = 0xFFFFFFFF, 0xFFFFFFFF
 OFP_NO_BUFFER = 0xFFFFFFFF
 OFP_DEFAULT_PRIORITY = 0x8000  # os-ken's default; a non-strict delete ignores it
 OFPCML_MAX = 0xFFE5
-OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS = 1, 4
-OFPAT_OUTPUT, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 0, 25, 0xFFFF
-NX_VENDOR_ID, NXAST_REG_MOVE = 0x00002320, 6
+OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS, OFPIT_METER = 1, 4, 6
+OFPAT_OUTPUT, OFPAT_DEC_NW_TTL, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 0, 24, 25, 0xFFFF
+OFPP_CONTROLLER = 0xFFFFFFFD
+NX_VENDOR_ID, NXAST_REG_MOVE, NXAST_CONTROLLER, NXAST_CT = 0x00002320, 6, 20, 35
+NX_CT_F_COMMIT, NX_CT_RECIRC_NONE = 1, 0xFF
+PACKET_IN_REASONS = {"no_match": 0, "action": 1, "invalid_ttl": 2}  # OFPR_*
 OFPMT_OXM = 1
 OXM_OPENFLOW_BASIC, NXM_1 = 0x8000, 0x0001
 
@@ -55,6 +71,12 @@ _FIELDS: dict[str, tuple[int, int, int, str]] = {
     "ip_proto": (OXM_OPENFLOW_BASIC, 10, 1, "int"),
     "ipv4_src": (OXM_OPENFLOW_BASIC, 11, 4, "ip"),
     "ipv4_dst": (OXM_OPENFLOW_BASIC, 12, 4, "ip"),
+    "tcp_src": (OXM_OPENFLOW_BASIC, 13, 2, "int"),
+    "tcp_dst": (OXM_OPENFLOW_BASIC, 14, 2, "int"),
+    "udp_src": (OXM_OPENFLOW_BASIC, 15, 2, "int"),
+    "udp_dst": (OXM_OPENFLOW_BASIC, 16, 2, "int"),
+    "icmpv4_type": (OXM_OPENFLOW_BASIC, 19, 1, "int"),
+    "icmpv4_code": (OXM_OPENFLOW_BASIC, 20, 1, "int"),
     "arp_op": (OXM_OPENFLOW_BASIC, 21, 2, "int"),
     "arp_spa": (OXM_OPENFLOW_BASIC, 22, 4, "ip"),
     "arp_tpa": (OXM_OPENFLOW_BASIC, 23, 4, "ip"),
@@ -63,8 +85,16 @@ _FIELDS: dict[str, tuple[int, int, int, str]] = {
     "ipv6_src": (OXM_OPENFLOW_BASIC, 26, 16, "ip"),
     "ipv6_dst": (OXM_OPENFLOW_BASIC, 27, 16, "ip"),
     "icmpv6_type": (OXM_OPENFLOW_BASIC, 29, 1, "int"),
+    "icmpv6_code": (OXM_OPENFLOW_BASIC, 30, 1, "int"),
+    "ipv6_nd_target": (OXM_OPENFLOW_BASIC, 31, 16, "ip"),
+    "ipv6_nd_sll": (OXM_OPENFLOW_BASIC, 32, 6, "mac"),
+    "ipv6_nd_tll": (OXM_OPENFLOW_BASIC, 33, 6, "mac"),
     "tunnel_id": (OXM_OPENFLOW_BASIC, 38, 8, "int"),
     **{f"reg{i}": (NXM_1, i, 4, "int") for i in range(8)},
+    # conntrack (Nicira extensions, as OVS and os-ken number them)
+    "ct_state": (NXM_1, 105, 4, "int"),
+    "ct_zone": (NXM_1, 106, 2, "int"),
+    "ct_mark": (NXM_1, 107, 4, "int"),
 }
 
 
@@ -130,8 +160,15 @@ def _header(name: str) -> bytes:
 
 
 def _instructions(f: Flow) -> Iterable[bytes]:
-    if f.actions:
-        actions = b"".join(_action(a) for a in f.actions)
+    """A Meter action is the meter instruction, which OpenFlow 1.3 runs first whatever its
+    place; the other actions are applied in their order."""
+    meters = [a for a in f.actions if isinstance(a, Meter)]
+    if len(meters) > 1:
+        raise EncodeError(f"a flow passes through one meter at most: {f.describe()}")
+    for meter in meters:
+        yield struct.pack("!HHI", OFPIT_METER, 8, meter.meter_id)
+    actions = b"".join(_action(a) for a in f.actions if not isinstance(a, Meter))
+    if actions:
         yield struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions
     if f.goto is not None:
         yield struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, f.goto.table)
@@ -148,7 +185,40 @@ def _action(a: Action) -> bytes:
     if isinstance(a, Move):
         return struct.pack("!HHIHHHH", OFPAT_EXPERIMENTER, 24, NX_VENDOR_ID, NXAST_REG_MOVE,
                            a.n_bits, 0, 0) + _header(a.src) + _header(a.dst)
+    if isinstance(a, Ct):
+        return _ct(a)
+    if isinstance(a, DecTtl):
+        return struct.pack("!HH4x", OFPAT_DEC_NW_TTL, 8)
+    if isinstance(a, Controller):
+        return _controller(a)
     raise EncodeError(f"no encoding for action {a!r}")
+
+
+def _ct(a: Ct) -> bytes:
+    """Nicira ct: flags, the zone (a register's low 16 bits, or a constant), the table to
+    recirculate to, then nested actions (setting ct_mark on commit)."""
+    if isinstance(a.zone, str):
+        zone_src, zone = struct.unpack("!I", _header(a.zone))[0], 15  # ofs 0, 16 bits
+    else:
+        zone_src, zone = 0, a.zone
+    nested = b"" if a.mark is None else _action(SetField("ct_mark", a.mark))
+    table = NX_CT_RECIRC_NONE if a.table is None else a.table.table
+    flags = NX_CT_F_COMMIT if a.commit else 0
+    return struct.pack("!HHIHHIHB3xH", OFPAT_EXPERIMENTER, 24 + len(nested), NX_VENDOR_ID,
+                       NXAST_CT, flags, zone_src, zone, table, 0) + nested
+
+
+def _controller(a: Controller) -> bytes:
+    """Output to the controller; with a reason other than "action", Nicira's controller
+    action, the only one that carries a reason."""
+    if a.reason == "action":
+        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, OFPP_CONTROLLER, a.max_len)
+    reason = PACKET_IN_REASONS.get(a.reason)
+    if reason is None:
+        raise EncodeError(f"no packet-in reason {a.reason!r} (known: "
+                          f"{', '.join(PACKET_IN_REASONS)})")
+    return struct.pack("!HHIHHHBx", OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_CONTROLLER,
+                       a.max_len, 0, reason)
 
 
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags

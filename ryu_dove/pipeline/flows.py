@@ -64,18 +64,21 @@ class Move:
 @dataclass(frozen=True, slots=True, repr=False)
 class Ct:
     """Run the packet through conntrack (Nicira ct) in a zone: a constant, or the low 16 bits
-    of a register ("reg3", as zone=NXM_NX_REG3[0..15]). commit stores the connection; table
-    recirculates a tracked copy into that stage while the original goes on untracked."""
+    of a register ("reg3", as zone=NXM_NX_REG3[0..15]). commit stores the connection (with
+    `mark` as its ct_mark, if given); table recirculates a tracked copy into that stage while
+    the original goes on untracked."""
 
     commit: bool = False
     zone: int | str = 0
     table: Stage | None = None
+    mark: int | None = None
 
     def __repr__(self) -> str:
         # The stage by name: an Enum's repr embeds its StageSpec, whose frozenset prints in a
         # hash-seeded order, so the cookie would change from one run to the next.
         table = None if self.table is None else f"Stage.{self.table.name}"
-        return f"Ct(commit={self.commit!r}, zone={self.zone!r}, table={table})"
+        return (f"Ct(commit={self.commit!r}, zone={self.zone!r}, table={table}, "
+                f"mark={self.mark!r})")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -233,6 +236,8 @@ def _fmt_ct(a: Ct) -> str:
         opts.append(f"zone={a.zone}")
     if a.table is not None:
         opts.append(f"table={a.table.name.lower()}")
+    if a.mark is not None:
+        opts.append(f"exec(set_field:{a.mark:#x}->ct_mark)")
     return f"ct({','.join(opts)})" if opts else "ct"
 
 

@@ -303,12 +303,13 @@ class _Run:
 
     def _ct(self, ct: Ct, copy: _Copy) -> None:
         zone = copy.state[ct.zone] & 0xFFFF if isinstance(ct.zone, str) else ct.zone
-        ct_state = self._conntrack.track(zone, copy.state, copy.carried, ct.commit)
+        ct_state, ct_mark = self._conntrack.track(zone, copy.state, copy.carried, ct.commit,
+                                                  ct.mark)
         if ct.table is not None:
             if copy.recirculations >= MAX_RECIRCULATIONS:
                 raise FakeTableError(f"recirculated more than {MAX_RECIRCULATIONS} times: "
                                      f"a loop through {ct.table.name}?")
-            state = {**copy.state, "ct_state": ct_state, "ct_zone": zone}
+            state = {**copy.state, "ct_state": ct_state, "ct_zone": zone, "ct_mark": ct_mark}
             self._queue.append(
                 _Copy(ct.table, state, dict(copy.carried), copy.recirculations + 1))
         # OVS: the ct fields exist only for the recirculated copy; this one goes on untracked.

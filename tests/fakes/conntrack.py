@@ -70,48 +70,60 @@ class Conntrack:
 
     def __init__(self) -> None:
         self._conns: dict[tuple[int, _Tuple], bool] = {}  # (zone, original) -> reply seen
+        self._marks: dict[tuple[int, _Tuple], int] = {}  # ct_mark, when one was set
 
     def track(self, zone: int, state: Mapping[str, int], carried: Mapping[str, object],
-              commit: bool) -> int:
-        """The packet's ct_state; commit stores the connection of a +new packet."""
+              commit: bool, mark: int | None = None) -> tuple[int, int]:
+        """The packet's ct_state and its connection's ct_mark; commit stores the connection
+        of a +new packet and, with `mark`, sets its ct_mark (on any committed connection)."""
         if _is_icmp_error(state):
             return self._related(zone, _inner_tuple(carried))
         found = _conn_tuple(state, carried)
         if found is None:
-            return CT_TRK | CT_INV
+            return CT_TRK | CT_INV, 0
         tup, may_open = found
-        if (zone, tup) in self._conns:
-            return CT_TRK | (CT_EST if self._conns[zone, tup] else CT_NEW)
-        back = (zone, _reverse(tup))
-        if back in self._conns:
-            self._conns[back] = True  # answered: from now on +est both ways
-            return CT_TRK | CT_EST | CT_RPL
+        for key, ct_state in (((zone, tup), CT_EST if self._conns.get((zone, tup)) else CT_NEW),
+                              ((zone, _reverse(tup)), CT_EST | CT_RPL)):
+            if key in self._conns:
+                if ct_state & CT_RPL:
+                    self._conns[key] = True  # answered: from now on +est both ways
+                return CT_TRK | ct_state, self._set_mark(key, commit, mark)
         if not may_open:
-            return CT_TRK | CT_INV
+            return CT_TRK | CT_INV, 0
         if commit:
             self._conns[zone, tup] = False
-        return CT_TRK | CT_NEW
+            return CT_TRK | CT_NEW, self._set_mark((zone, tup), commit, mark)
+        return CT_TRK | CT_NEW, 0
 
-    def _related(self, zone: int, inner: _Tuple | None) -> int:
+    def _set_mark(self, key: tuple[int, _Tuple], commit: bool, mark: int | None) -> int:
+        if commit and mark is not None:
+            self._marks[key] = mark
+        return self._marks.get(key, 0)
+
+    def _related(self, zone: int, inner: _Tuple | None) -> tuple[int, int]:
+        """An ICMP error about a connection: +rel, with that connection's ct_mark."""
         if inner is not None and (zone, inner) in self._conns:
-            return CT_TRK | CT_REL | CT_RPL  # about a packet the originator sent: going back
+            # about a packet the originator sent: going back
+            return CT_TRK | CT_REL | CT_RPL, self._marks.get((zone, inner), 0)
         if inner is not None and (zone, _reverse(inner)) in self._conns:
-            return CT_TRK | CT_REL
-        return CT_TRK | CT_INV
+            return CT_TRK | CT_REL, self._marks.get((zone, _reverse(inner)), 0)
+        return CT_TRK | CT_INV, 0
 
     def flush(self, zone: int | None = None) -> None:
         self._conns = {key: replied for key, replied in self._conns.items()
                        if zone is not None and key[0] != zone}
+        self._marks = {key: mark for key, mark in self._marks.items() if key in self._conns}
 
     def dump(self, zone: int | None = None) -> list[ConnEntry]:
         return [_conn_entry(z, tup, replied) for (z, tup), replied in self._conns.items()
                 if zone is None or z == zone]
 
-    def snapshot(self) -> dict[tuple[int, _Tuple], bool]:
-        return dict(self._conns)
+    def snapshot(self) -> tuple[dict[tuple[int, _Tuple], bool], dict[tuple[int, _Tuple], int]]:
+        return dict(self._conns), dict(self._marks)
 
-    def restore(self, snapshot: Mapping[tuple[int, _Tuple], bool]) -> None:
-        self._conns = dict(snapshot)
+    def restore(self, snapshot: tuple[Mapping[tuple[int, _Tuple], bool],
+                                      Mapping[tuple[int, _Tuple], int]]) -> None:
+        self._conns, self._marks = dict(snapshot[0]), dict(snapshot[1])
 
 
 def _reverse(t: _Tuple) -> _Tuple:

@@ -5,17 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryu_dove.pipeline.flows import Action, Flow, Move, Output, SetField
+from os_ken.ofproto import nicira_ext
+
+from ryu_dove.pipeline.flows import (
+    Action,
+    Controller,
+    Ct,
+    DecTtl,
+    Flow,
+    Meter,
+    Move,
+    Output,
+    SetField,
+)
 
 ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
 
 
 def flow_add(dp: Any, f: Flow) -> Any:
     parser, ofp = dp.ofproto_parser, dp.ofproto
-    instructions = []
-    if f.actions:
-        instructions.append(parser.OFPInstructionActions(
-            ofp.OFPIT_APPLY_ACTIONS, [_action(parser, a) for a in f.actions]))
+    instructions = [parser.OFPInstructionMeter(a.meter_id) for a in f.actions
+                    if isinstance(a, Meter)]
+    actions = [_action(parser, a) for a in f.actions if not isinstance(a, Meter)]
+    if actions:
+        instructions.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
     if f.goto is not None:
         instructions.append(parser.OFPInstructionGotoTable(f.goto.table))
     return parser.OFPFlowMod(dp, cookie=f.cookie, table_id=f.stage.table, priority=f.priority,
@@ -60,6 +73,22 @@ def _action(parser: Any, a: Action) -> Any:
         return parser.OFPActionSetField(**{a.field: a.value})
     if isinstance(a, Move):
         return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=a.n_bits)
+    if isinstance(a, Ct):
+        register = isinstance(a.zone, str)
+        nested = [] if a.mark is None else [parser.OFPActionSetField(ct_mark=a.mark)]
+        return parser.NXActionCT(flags=1 if a.commit else 0,
+                                 zone_src=a.zone if register else "",
+                                 zone_ofs_nbits=nicira_ext.ofs_nbits(0, 15) if register else a.zone,
+                                 recirc_table=0xFF if a.table is None else a.table.table,
+                                 alg=0, actions=nested)
+    if isinstance(a, DecTtl):
+        return parser.OFPActionDecNwTtl()
+    if isinstance(a, Controller):
+        if a.reason == "action":
+            return parser.OFPActionOutput(0xFFFFFFFD, a.max_len)
+        reasons = {"no_match": 0, "action": 1, "invalid_ttl": 2}
+        return parser.NXActionController(max_len=a.max_len, controller_id=0,
+                                         reason=reasons[a.reason])
     raise TypeError(f"unknown action {a!r}")
 
 

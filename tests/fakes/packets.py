@@ -32,7 +32,7 @@ MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha"})
 IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"})
 IPV6_FIELDS = frozenset({"ipv6_src", "ipv6_dst"})
 REGISTERS = tuple(f"reg{i}" for i in range(16))
-CT_FIELDS = ("ct_state", "ct_zone")
+CT_FIELDS = ("ct_state", "ct_zone", "ct_mark")
 PIPELINE_FIELDS = frozenset({"in_port", "tunnel_id", *REGISTERS, *CT_FIELDS})  # not the packet
 CARRIED_FIELDS = frozenset({"icmp_id", "icmp_inner"})  # in the packet, not matchable
 
@@ -45,7 +45,7 @@ FIELD_BITS: Mapping[str, int] = {
     "ip_proto": 8, "ip_dscp": 6, "nw_ttl": 8, "tcp_src": 16, "tcp_dst": 16, "tcp_flags": 12,
     "udp_src": 16, "udp_dst": 16,
     "icmpv4_type": 8, "icmpv4_code": 8, "icmpv6_type": 8, "icmpv6_code": 8,
-    "ct_state": 32, "ct_zone": 16,
+    "ct_state": 32, "ct_zone": 16, "ct_mark": 32,
 }
 
 

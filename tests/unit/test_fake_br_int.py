@@ -481,9 +481,10 @@ def test_new_actions_cookies_do_not_change_between_runs() -> None:
     """Ct names its stage: the Enum's own repr holds a frozenset, printed in hash-seed order."""
     f = flow(CLASSIFY, 10, {**IP4, "ct_state": ct_state("-trk")},
              [Meter(3), Ct(commit=True, zone="reg3", table=PORT_SEC), DecTtl(), Controller()])
-    assert f.cookie == 0xD0010835D0459C8D
+    assert f.cookie == 0xD001EE8918328117
     assert repr(f.actions) == ("(Meter(meter_id=3), "
-                               "Ct(commit=True, zone='reg3', table=Stage.IN_PORT_SEC), "
+                               "Ct(commit=True, zone='reg3', table=Stage.IN_PORT_SEC, "
+                               "mark=None), "
                                "DecTtl(), Controller(max_len=65509, reason='action'))")
 
 
@@ -509,3 +510,22 @@ def test_check_flow_lets_ct_recirculate_only_to_a_next_stage() -> None:
     check_flow(flow(CLASSIFY, 1, {"in_port": 1}, [Ct(table=L2)]))
     with pytest.raises(FlowError, match="may not recirculate to OUT_TUNNEL"):
         check_flow(flow(CLASSIFY, 1, {"in_port": 1}, [Ct(table=Stage.OUT_TUNNEL)]))
+
+
+def test_a_connection_keeps_the_mark_it_was_committed_with_both_ways() -> None:
+    """ct(commit, exec(set_field:M->ct_mark)): the mark rides with the connection, so a
+    later stage can tell which rule let it open (and drop it once that rule is gone)."""
+    allowed = {**IP4, "ct_state": ct_state("+trk+new")}
+    table = FakeBrInt([
+        flow(CLASSIFY, 1, IP4, [Ct(zone=4, table=ACL)]),
+        flow(ACL, 2, allowed, [Ct(commit=True, zone=4, mark=0xBEEF), Output(2)]),
+        flow(ACL, 2, {**IP4, "ct_state": ct_state("+trk+est"), "ct_mark": 0xBEEF},
+             [Output(1)]),
+    ])
+    request = {**IP4, "ip_proto": 6, "ipv4_src": "198.51.100.10",
+               "ipv4_dst": "198.51.100.70", "tcp_src": 40000, "tcp_dst": 5432}
+    reply = {**IP4, "ip_proto": 6, "ipv4_src": "198.51.100.70",
+             "ipv4_dst": "198.51.100.10", "tcp_src": 5432, "tcp_dst": 40000}
+    assert [d.port for d in table.send(request, in_port=1).deliveries] == [2]
+    (back,) = table.send(reply, in_port=2).deliveries
+    assert (back.port, back.metadata["ct_mark"]) == (1, 0xBEEF)
