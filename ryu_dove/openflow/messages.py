@@ -9,8 +9,8 @@ bytes for a cookie are the same on every switch; only the xid differs), but at a
 hypervisors that is still hundreds of thousands of flows, so the few match fields and actions
 the pipeline uses are packed directly (conntrack, dec_ttl, meters and packets to the
 controller included, for routing, stateful rules and learning). A field or action this
-module does not know
-raises EncodeError. The bytes are identical to os-ken's, field order included:
+module does not know raises EncodeError. The bytes are identical to os-ken's, field order
+included (and OVS's `ovs-ofctl ofp-print` reads them back as meant):
 tests/unit/test_wire.py checks every flow the compiler can produce, and every other message
 here, against os-ken's classes (tests/fakes/osken_reference.py). os-ken still parses what
 switches send (ryu_dove.openflow.connection).
