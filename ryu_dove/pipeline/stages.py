@@ -30,12 +30,15 @@ class StageSpec:
 REG_NETWORK = "reg0"  # VNI of the packet's network
 REG_FROM_TUNNEL = "reg1"  # 1 when the packet arrived from another hypervisor
 REG_REMOTE = "reg2"  # the remote hypervisor a unicast frame is for (ryu_dove.tunnel_ids)
+REG_ZONE = "reg3"  # a routed packet's conntrack zone: its tenant's
+REG_FROM_NETWORK = "reg4"  # a routed packet's source network (VNI); reg0 is then the
+# destination's
 
 
 class Stage(Enum):
     IN_CLASSIFY = StageSpec(
         0, "VM port (with its MAC) or tunnel key -> network in reg0; anything else dropped",
-        frozenset({"in_port", "eth_src", "tunnel_id"}), ("IN_PORT_SEC", "IN_L2_LOOKUP"))
+        frozenset({"in_port", "eth_src", "tunnel_id"}), ("IN_PORT_SEC", "IN_L3_ROUTE"))
     IN_PORT_SEC = StageSpec(
         10, "source IP of a VM must be one of its bound addresses (ARP and IPv4/IPv6)",
         frozenset({"in_port", "eth_type", "arp_spa", "arp_sha", "arp_tpa", "ipv4_src",
@@ -45,7 +48,29 @@ class Stage(Enum):
         20, "ARP requests for known endpoints and the gateway answered inside OVS; "
         "others kept off the underlay",
         frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_type", "arp_op", "arp_tpa", "arp_spa"}),
-        ("IN_L2_LOOKUP",))
+        ("IN_L3_ROUTE", "IN_L2_LOOKUP"))
+    IN_L3_ROUTE = StageSpec(
+        22, "to the gateway MAC, for another network of the tenant that a rule connects: "
+            "routed (destination network in reg0, source in reg4, zone in reg3, TTL "
+            "decremented); routed packets arriving by tunnel marked the same way; the rest "
+            "of the gateway's traffic dropped, everything else on to L2",
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_dst", "eth_src", "eth_type",
+                   "ipv4_dst", "ipv4_src", "ipv6_dst", "ipv6_src"}),
+        ("IN_ACL", "IN_L2_LOOKUP"))
+    IN_ACL = StageSpec(
+        24, "every routed packet through conntrack, in its tenant's zone",
+        frozenset({"eth_type"}), ("IN_ACL_STATE",))
+    IN_ACL_STATE = StageSpec(
+        26, "established and related packets of connections a rule still allows pass "
+            "(by the rule's ct_mark); a new connection a rule allows is committed with the "
+            "rule's mark; everything else is dropped",
+        frozenset({"ct_state", "ct_mark", REG_ZONE, REG_FROM_NETWORK, REG_NETWORK, "eth_type",
+                   "ip_proto", "tcp_dst", "udp_dst"}),
+        ("IN_L3_LOOKUP",))
+    IN_L3_LOOKUP = StageSpec(
+        28, "a routed packet's destination address -> the endpoint's MAC, then its local "
+            "port or the tunnel to its hypervisor; an address nobody holds is dropped",
+        frozenset({REG_NETWORK, "eth_type", "ipv4_dst", "ipv6_dst"}), ("OUT_TUNNEL",))
     IN_L2_LOOKUP = StageSpec(
         30, "destination MAC -> local port or remote hypervisor's tunnel; BUM to the "
             "network's local ports and hosting hypervisors; unknown dropped",
@@ -70,7 +95,12 @@ class Stage(Enum):
         raise KeyError(f"no stage uses table {table}")
 
 
-_COOKIE_IDS = {stage: i for i, stage in enumerate(Stage, start=1)}
+# A stage's byte in its flows' cookies, fixed once given: a stage inserted between others
+# must not change their cookies (every flow of theirs would be reinstalled on upgrade).
+_COOKIE_IDS = {Stage.IN_CLASSIFY: 1, Stage.IN_PORT_SEC: 2, Stage.IN_ARP_RESPONDER: 3,
+               Stage.IN_L2_LOOKUP: 4, Stage.OUT_TUNNEL: 5, Stage.IN_L3_ROUTE: 6,
+               Stage.IN_ACL: 7, Stage.IN_ACL_STATE: 8, Stage.IN_L3_LOOKUP: 9}
+assert set(_COOKIE_IDS) == set(Stage) and len(set(_COOKIE_IDS.values())) == len(Stage)
 
 
 def allowed_next(stage: Stage) -> tuple[Stage, ...]:

@@ -55,6 +55,7 @@ from tests.fakes.br_int import (
 )
 
 CLASSIFY, PORT_SEC, L2 = Stage.IN_CLASSIFY, Stage.IN_PORT_SEC, Stage.IN_L2_LOOKUP
+ROUTE = Stage.IN_L3_ROUTE  # a stage IN_CLASSIFY may recirculate to
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 PKT = ipv4(MAC_A, MAC_B, "10.0.0.1", "10.0.0.2")
 
@@ -325,16 +326,16 @@ def test_icmpv6_echo_is_tracked_and_neighbour_discovery_is_not() -> None:
 
 def test_recirculation_forks_a_tracked_copy_and_the_original_goes_on_untracked() -> None:
     switch = FakeBrInt([
-        flow(CLASSIFY, 1, IP4, [Ct(zone=7, table=L2), Output(9)], goto=PORT_SEC),
+        flow(CLASSIFY, 1, IP4, [Ct(zone=7, table=ROUTE), Output(9)], goto=PORT_SEC),
         flow(PORT_SEC, 1, {"ct_state": ct_state("-trk")}, [Controller()]),
-        flow(L2, 1, {"ct_state": ct_state("+trk+new")}, [Controller()]),
+        flow(ROUTE, 1, {"ct_state": ct_state("+trk+new")}, [Controller()]),
     ])
     fate = switch.send(DNS, in_port=1)
     assert [d.port for d in fate.deliveries] == [9, CONTROLLER, CONTROLLER]
     original, tracked = fate.punted
     assert (original.metadata["ct_state"], original.metadata["ct_zone"]) == (0, 0)
     assert (tracked.metadata["ct_state"], tracked.metadata["ct_zone"]) == (CT_TRK | CT_NEW, 7)
-    assert [f.stage for f in fate.path] == [CLASSIFY, PORT_SEC, L2]
+    assert [f.stage for f in fate.path] == [CLASSIFY, PORT_SEC, ROUTE]
     assert "ct_state" not in tracked.packet
 
 
@@ -507,7 +508,7 @@ def test_ct_state_flags() -> None:
 
 
 def test_check_flow_lets_ct_recirculate_only_to_a_next_stage() -> None:
-    check_flow(flow(CLASSIFY, 1, {"in_port": 1}, [Ct(table=L2)]))
+    check_flow(flow(CLASSIFY, 1, {"in_port": 1}, [Ct(table=ROUTE)]))
     with pytest.raises(FlowError, match="may not recirculate to OUT_TUNNEL"):
         check_flow(flow(CLASSIFY, 1, {"in_port": 1}, [Ct(table=Stage.OUT_TUNNEL)]))
 

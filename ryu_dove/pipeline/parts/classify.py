@@ -14,10 +14,11 @@ from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
 def tunnel_classify(vni: int, ofport: int) -> Flow:
     """From the tunnel port of a hypervisor that hosts the network: the VNI is the network;
     port security was checked at the source. Bound to those peers: VXLAN from any other
-    (a peer hosting none of the network, or a spoofed source no tunnel port has) is dropped."""
+    (a peer hosting none of the network, or a spoofed source no tunnel port has) is dropped.
+    Routed packets among them pass the destination's conntrack too (IN_L3_ROUTE)."""
     return check(flow(Stage.IN_CLASSIFY, P_NORMAL, {"in_port": ofport, "tunnel_id": vni},
                       [SetField(REG_NETWORK, vni), SetField(REG_FROM_TUNNEL, 1)],
-                      goto=Stage.IN_L2_LOOKUP))
+                      goto=Stage.IN_L3_ROUTE))
 
 
 def classify_vm(ep: Endpoint, vni: int) -> Flow:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ryu_dove.pipeline.flows import Flow, FlowMap, flow
-from ryu_dove.pipeline.parts.common import P_DEFAULT, checked
-from ryu_dove.pipeline.stages import Stage
+from ryu_dove.pipeline.flows import Ct, Flow, FlowMap, flow
+from ryu_dove.pipeline.parts.common import ETH_IPV4, ETH_IPV6, P_DEFAULT, P_NORMAL, checked
+from ryu_dove.pipeline.stages import REG_ZONE, Stage
 
 
 def _defaults() -> Iterator[Flow]:
     yield flow(Stage.IN_CLASSIFY, P_DEFAULT)  # unknown port, MAC or VNI: drop
     yield flow(Stage.IN_PORT_SEC, P_DEFAULT)  # spoofed source: drop
-    yield flow(Stage.IN_ARP_RESPONDER, P_DEFAULT, goto=Stage.IN_L2_LOOKUP)
+    yield flow(Stage.IN_ARP_RESPONDER, P_DEFAULT, goto=Stage.IN_L3_ROUTE)
+    yield flow(Stage.IN_L3_ROUTE, P_DEFAULT, goto=Stage.IN_L2_LOOKUP)  # not routed: L2
+    # Only routed packets reach the ACL: all of them through conntrack, in their tenant's zone.
+    for eth_type in (ETH_IPV4, ETH_IPV6):
+        yield flow(Stage.IN_ACL, P_NORMAL, {"eth_type": eth_type},
+                   [Ct(zone=REG_ZONE, table=Stage.IN_ACL_STATE)])
+    yield flow(Stage.IN_ACL, P_DEFAULT)
+    yield flow(Stage.IN_ACL_STATE, P_DEFAULT)  # no rule allows it: drop
+    yield flow(Stage.IN_L3_LOOKUP, P_DEFAULT)  # an address nobody holds: drop
     yield flow(Stage.IN_L2_LOOKUP, P_DEFAULT)  # unknown destination: drop
     yield flow(Stage.OUT_TUNNEL, P_DEFAULT)  # no tunnel to that hypervisor (yet): drop
 
