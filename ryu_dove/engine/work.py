@@ -17,6 +17,7 @@ from ryu_dove.directory import Directory
 from ryu_dove.engine.fleet import HypervisorChange
 from ryu_dove.openflow.reconciler import Reconciler
 from ryu_dove.pipeline.compiler import Compiler
+from ryu_dove.pipeline.parts import routing
 from ryu_dove.policy import Policy
 from ryu_dove.tunnel_ids import tunnel_port_name
 
@@ -31,6 +32,7 @@ class Work:
         # hypervisor -> the networks whose change it must follow; None: recompute it whole
         self._flows: dict[str, set[str] | None] = {}
         self._local: set[str] = set()  # hypervisors whose own endpoints changed
+        self._networks: set[str] = set()  # networks whose members changed (routing follows)
         self.tunnels = False  # the mesh changed: every hypervisor's tunnel ports are rewritten
 
     # --- marking ----------------------------------------------------------------------------
@@ -46,7 +48,9 @@ class Work:
             self._local.add(name)
 
     def network(self, net: str) -> None:
-        """Every hypervisor hosting `net` follows its change."""
+        """Every hypervisor hosting `net` follows its change (and, at apply(), every one
+        routing into it)."""
+        self._networks.add(net)
         for name in self.directory.hosting(net):
             networks = self._flows.setdefault(name, set())
             if networks is not None:
@@ -76,6 +80,7 @@ class Work:
         if self.tunnels:
             self.tunnels = False
             self._write_all_tunnels()
+        self._follow_routes(policy)
         dirty, self._flows = self._flows, {}
         local, self._local = self._local, set()
         connected, work = {}, {}
@@ -92,6 +97,22 @@ class Work:
             elif changed:
                 rec.changed(changed)
             pump()
+
+    def _follow_routes(self, policy: Policy) -> None:
+        """The hypervisors hosting a network that routes into a changed one follow it too
+        (their address lookup of it; ryu_dove.pipeline.parts.routing)."""
+        changed, self._networks = self._networks, set()
+        for key in changed:
+            net = policy.network(key)
+            if net is None:
+                continue
+            tenant = policy.tenants[net.tenant]
+            for src, dst in routing.connected(tenant):
+                if tenant.networks[dst].key == key:
+                    for name in self.directory.hosting(tenant.networks[src].key):
+                        networks = self._flows.setdefault(name, set())
+                        if networks is not None:
+                            networks.add(key)
 
     def forget_unused(self, policy: Policy) -> None:
         """Let the compiler drop parts of networks and hypervisors that are gone."""

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from ryu_dove.directory import Directory, Hypervisor
 from ryu_dove.pipeline.flows import Flow, FlowMap
-from ryu_dove.pipeline.parts import network, tunnels
+from ryu_dove.pipeline.parts import network, routing, tunnels
+from ryu_dove.pipeline.parts.classify import routed_ingress
 from ryu_dove.pipeline.parts.common import GATEWAY_MAC
 from ryu_dove.pipeline.parts.defaults import DEFAULTS
 from ryu_dove.pipeline.parts.network import NetworkPart
 from ryu_dove.pipeline.parts.port_security import endpoint_flows
 from ryu_dove.pipeline.switchflows import PartKey, SwitchFlows
-from ryu_dove.policy import Network, Policy
+from ryu_dove.policy import Network, Policy, Tenant
 
 __all__ = ["GATEWAY_MAC", "Compiler", "compile_switch"]
 
@@ -51,6 +52,7 @@ class Compiler:
     def __init__(self) -> None:
         self._parts: dict[str, NetworkPart] = {}
         self._hv_parts: dict[str, dict[str, _HvPart]] = {}  # hypervisor -> its networks
+        self._route_keys: dict[str, dict[str, int]] = {}  # hypervisor -> hosts it routes to
         self._switches: dict[str, SwitchFlows] = {}
 
     def switch(self, policy: Policy, directory: Directory, name: str) -> dict[int, Flow]:
@@ -78,6 +80,8 @@ class Compiler:
                 if name in local:
                     self._endpoints_changed(policy, directory, hv, sw, changed)
                 self._networks_changed(policy, directory, hv, sw, networks, checked, changed)
+                if _touches_routing(policy, networks):
+                    self._routing_changed(policy, directory, hv, sw, changed)
             yield name, sw, changed
 
     def network_part(self, net: Network, directory: Directory) -> NetworkPart:
@@ -99,6 +103,7 @@ class Compiler:
         self._parts = {k: p for k, p in self._parts.items() if k in nets}
         self._hv_parts = {hv: {k: v for k, v in per_net.items() if k in nets}
                           for hv, per_net in self._hv_parts.items() if hv in hvs}
+        self._route_keys = {k: v for k, v in self._route_keys.items() if k in hvs}
         self._switches = {k: v for k, v in self._switches.items() if k in hvs}
 
     # --- one switch, whole ----------------------------------------------------------------
@@ -115,12 +120,14 @@ class Compiler:
                 hosted[key] = self._rebuilt(part, hv)
                 parts[("network", key)] = hosted[key].flows
         self._hv_parts[hv.name] = hosted  # networks no longer hosted are dropped here
+        routed, self._route_keys[hv.name] = _routing_parts(policy, directory, hv)
+        parts.update(routed)
         parts.update(self._tunnel_parts(hv))
         return parts
 
     def _tunnel_parts(self, hv: Hypervisor) -> dict[PartKey, FlowMap]:
         """OUT_TUNNEL flows to each hypervisor hv shares a network with (and has a port to)."""
-        keys: dict[str, int] = {}
+        keys: dict[str, int] = dict(self._route_keys.get(hv.name, {}))
         for hv_part in self._hv_parts.get(hv.name, {}).values():
             keys.update(hv_part.part.keys)
         parts: dict[PartKey, FlowMap] = {}
@@ -180,6 +187,20 @@ class Compiler:
         if hosts_moved:
             self._refresh_tunnels(hv, sw, changed)
 
+    def _routing_changed(self, policy: Policy, directory: Directory, hv: Hypervisor,
+                         sw: SwitchFlows, changed: set[int]) -> None:
+        """A network routing touches changed: hv's routing parts are recomputed (those that
+        came out the same are kept as they are)."""
+        wanted, keys = _routing_parts(policy, directory, hv)
+        for key in [k for k in sw.parts if k[0] in _ROUTING_PARTS and k not in wanted]:
+            sw.replace(key, None, changed)
+        for key, flows in wanted.items():
+            if sw.parts.get(key) != flows:
+                sw.replace(key, flows, changed)
+        if keys != self._route_keys.get(hv.name):
+            self._route_keys[hv.name] = keys
+            self._refresh_tunnels(hv, sw, changed)
+
     def _refresh_tunnels(self, hv: Hypervisor, sw: SwitchFlows, changed: set[int]) -> None:
         """The hosts of hv's networks changed: its OUT_TUNNEL parts follow."""
         wanted = self._tunnel_parts(hv)
@@ -215,3 +236,61 @@ def _endpoint_parts(policy: Policy, directory: Directory, hv: Hypervisor,
         if net is not None:
             parts[("endpoint", ep.port)] = endpoint_flows(ep, net.vni)
     return parts
+
+
+_ROUTING_PARTS = ("tenant", "lookup")
+
+
+def _touches_routing(policy: Policy, networks: Collection[str]) -> bool:
+    """Does a change of these networks concern routing (a tenant with rules)?"""
+    for key in networks:
+        net = policy.network(key)
+        if net is not None and key in routing.routed_networks(policy, net.tenant):
+            return True
+    return False
+
+
+def _routing_parts(policy: Policy, directory: Directory, hv: Hypervisor,
+                   ) -> tuple[dict[PartKey, FlowMap], dict[str, int]]:
+    """The routing parts hv installs: each tenant's routes and rules where hv hosts one of
+    the networks they connect, and the address lookup of those networks and of the
+    networks they route to; with the hypervisors those lookups send to."""
+    hosted = directory.networks_on(hv.name)
+    parts: dict[PartKey, FlowMap] = {}
+    keys: dict[str, int] = {}
+    for tenant in sorted({n.tenant for k in hosted if (n := policy.network(k)) is not None}):
+        t = policy.tenants[tenant]
+        pairs = routing.connected(t)
+        needed = {t.networks[dst].key for src, dst in pairs if t.networks[src].key in hosted}
+        if not needed:
+            continue
+        parts[("tenant", tenant)] = routing.tenant_part(policy, tenant)
+        for key in sorted(needed | (hosted & routing.routed_networks(policy, tenant))):
+            net = policy.network(key)
+            assert net is not None  # (a network of the tenant)
+            members = directory.endpoints(key)
+            net_keys = tunnels.host_keys(members, directory)
+            part = dict(routing.lookup_part(net, members, hv, dict(net_keys)))
+            if key in hosted:  # routed packets come in from the hosts of its peer networks
+                part.update(_routed_ingress(t, net, directory, hv))
+            parts[("lookup", key)] = part
+            keys.update(net_keys)
+    keys.pop(hv.name, None)
+    return parts, keys
+
+
+def _routed_ingress(t: Tenant, net: Network, directory: Directory, hv: Hypervisor,
+                    ) -> dict[int, Flow]:
+    """Tunnel ingress for a hosted network from the hypervisors that route into it (they
+    need not host it themselves)."""
+    sources: set[str] = set()
+    for src, dst in routing.connected(t):
+        if t.networks[dst].key == net.key:
+            sources |= directory.hosting(t.networks[src].key)
+    flows: dict[int, Flow] = {}
+    for remote in sorted(sources - {hv.name}):
+        port = hv.tunnels.get(remote)
+        if port is not None:
+            f = routed_ingress(net.vni, port)
+            flows[f.cookie] = f
+    return flows

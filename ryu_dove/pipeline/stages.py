@@ -70,7 +70,8 @@ class Stage(Enum):
     IN_L3_LOOKUP = StageSpec(
         28, "a routed packet's destination address -> the endpoint's MAC, then its local "
             "port or the tunnel to its hypervisor; an address nobody holds is dropped",
-        frozenset({REG_NETWORK, "eth_type", "ipv4_dst", "ipv6_dst"}), ("OUT_TUNNEL",))
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_type", "ipv4_dst", "ipv6_dst"}),
+        ("OUT_TUNNEL",))
     IN_L2_LOOKUP = StageSpec(
         30, "destination MAC -> local port or remote hypervisor's tunnel; BUM to the "
             "network's local ports and hosting hypervisors; unknown dropped",

@@ -187,6 +187,13 @@ class FakeBrInt:
         for f in self.flows:
             self._tables.setdefault(f.stage, []).append(entry_of(f))
 
+    def reload(self, flows: Iterable[Flow]) -> None:
+        """New flows, as a reconciler's update leaves them; the datapath's connections and
+        meters' state stay, as they do in OVS."""
+        conntrack, meters = self._conntrack, self._meters
+        self.__init__(flows)  # type: ignore[misc]
+        self._conntrack, self._meters = conntrack, meters
+
     def send(self, packet: Mapping[str, int | str | Header], in_port: int,
              tunnel_id: int = 0) -> Fate:
         """Everything the packet does, conntrack and meters included."""

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from ryu_dove.directory import Endpoint
 from ryu_dove.pipeline.flows import Flow, SetField, flow
-from ryu_dove.pipeline.parts.common import MEMO, P_NORMAL, check
+from ryu_dove.pipeline.parts.common import GATEWAY_MAC, MEMO, P_NORMAL, P_SPECIFIC, check
 from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
 
 
@@ -17,6 +17,16 @@ def tunnel_classify(vni: int, ofport: int) -> Flow:
     (a peer hosting none of the network, or a spoofed source no tunnel port has) is dropped.
     Routed packets among them pass the destination's conntrack too (IN_L3_ROUTE)."""
     return check(flow(Stage.IN_CLASSIFY, P_NORMAL, {"in_port": ofport, "tunnel_id": vni},
+                      [SetField(REG_NETWORK, vni), SetField(REG_FROM_TUNNEL, 1)],
+                      goto=Stage.IN_L3_ROUTE))
+
+
+@lru_cache(maxsize=MEMO)
+def routed_ingress(vni: int, ofport: int) -> Flow:
+    """From the tunnel port of a hypervisor that routes into the network without hosting it:
+    only routed packets (from the gateway's MAC), which then pass this side's conntrack."""
+    return check(flow(Stage.IN_CLASSIFY, P_SPECIFIC,
+                      {"in_port": ofport, "tunnel_id": vni, "eth_src": GATEWAY_MAC},
                       [SetField(REG_NETWORK, vni), SetField(REG_FROM_TUNNEL, 1)],
                       goto=Stage.IN_L3_ROUTE))
 

@@ -1,0 +1,122 @@
+"""Routing between a tenant's networks, allowed only by its rules, statefully; on the fake
+switches of the fabric (topology: tests/unit/pipeline/topology.py; policies/example.yaml lets
+acme/web open TCP 5432 and ICMP to acme/db, nothing the other way)."""
+
+from __future__ import annotations
+
+from ryu_dove.pipeline.compiler import GATEWAY_MAC
+from tests.fakes.br_int import Delivery, Packet
+from tests.fakes.packets import icmp_echo, tcp, udp
+from tests.unit.pipeline.topology import (
+    DB1,
+    DB2,
+    GX1,
+    VNI,
+    WEB1,
+    WEB3,
+    Fabric,
+    build_directory,
+    tunnel,
+)
+
+
+def via_gateway(build, src, dst, *args, **kw) -> Packet:
+    """What a VM sends to an address of another network: to its gateway's MAC."""
+    return build(src.mac, GATEWAY_MAC, src.ips[0], dst.ips[0], *args, **kw)
+
+
+def carry(fabric: Fabric, src_hv: str, out: list[Delivery]) -> list[Delivery]:
+    """Take a packet sent into a tunnel on to the hypervisor at the other end."""
+    (d,) = out
+    dst_hv = next(hv for hv in fabric.switches if d.port == tunnel(hv))
+    return fabric.receive(dst_hv, src_hv, d.tunnel_id, d.packet)
+
+
+def test_an_allowed_connection_is_routed_there_and_its_replies_come_back() -> None:
+    fabric = Fabric(build_directory())
+    out = fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 40000, 5432))
+    (d,) = out
+    assert (d.port, d.tunnel_id) == (tunnel("hv3"), VNI["acme/db"])  # straight to db2's host
+    assert (d.packet["eth_src"], d.packet["eth_dst"]) == (GATEWAY_MAC, DB2.mac)
+    assert d.packet["nw_ttl"] == 63
+    (arrived,) = carry(fabric, "hv1", out)
+    assert arrived.port == DB2.ofport
+    reply = fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 5432, 40000))
+    (back,) = carry(fabric, "hv3", reply)
+    assert (back.port, back.packet["eth_src"]) == (WEB1.ofport, GATEWAY_MAC)
+
+
+def test_the_other_direction_cannot_open_a_connection() -> None:
+    fabric = Fabric(build_directory())
+    assert fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 40000, 5432)) == []
+    assert fabric.send(DB1, via_gateway(icmp_echo, DB1, WEB1, 7)) == []
+
+
+def test_only_the_rule_s_protocol_and_port_pass() -> None:
+    fabric = Fabric(build_directory())
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 40000, 5433)) == []
+    assert fabric.send(WEB1, via_gateway(udp, WEB1, DB2, 40000, 5432)) == []
+    (ping,) = fabric.send(WEB1, via_gateway(icmp_echo, WEB1, DB2, 9))
+    assert ping.port == tunnel("hv3")
+
+
+def test_on_one_hypervisor_too_both_ways_as_the_rules_say() -> None:
+    fabric = Fabric(build_directory())
+    (d,) = fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40001, 5432))
+    assert (d.port, d.packet["eth_dst"]) == (DB1.ofport, DB1.mac)
+    (back,) = fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40001))
+    assert back.port == WEB1.ofport
+    assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 40002, 5432)) == []
+
+
+def test_from_a_hypervisor_that_does_not_host_the_destination_network() -> None:
+    fabric = Fabric(build_directory())  # hv2 hosts web3 and no acme/db
+    out = fabric.send(WEB3, via_gateway(tcp, WEB3, DB2, 40003, 5432))
+    (arrived,) = carry(fabric, "hv2", out)
+    assert arrived.port == DB2.ofport
+
+
+def test_another_tenant_at_the_same_address_is_not_routed() -> None:
+    fabric = Fabric(build_directory())  # gx1 has web1's address, in globex (no rules)
+    assert fabric.send(GX1, via_gateway(tcp, GX1, DB1, 40000, 5432)) == []
+
+
+def test_an_address_nobody_holds_is_dropped_at_the_source() -> None:
+    fabric = Fabric(build_directory())
+    packet = tcp(WEB1.mac, GATEWAY_MAC, WEB1.ips[0], "198.51.100.99", 40000, 5432)
+    assert fabric.send(WEB1, packet) == []
+
+
+def test_a_packet_with_ttl_1_is_not_routed() -> None:
+    fabric = Fabric(build_directory())
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40000, 5432, ttl=1)) == []
+
+
+def test_a_forged_routed_packet_from_a_tunnel_still_needs_a_rule() -> None:
+    """A peer claiming to have routed db -> web traffic: this side's conntrack and rules
+    refuse it as they would at the source."""
+    fabric = Fabric(build_directory())
+    forged = tcp(GATEWAY_MAC, WEB1.mac, DB2.ips[0], WEB1.ips[0], 40000, 22)
+    assert fabric.receive("hv1", "hv3", VNI["acme/web"], forged) == []
+
+
+def test_removing_a_rule_ends_its_connections_and_adding_it_back_opens_the_path() -> None:
+    import dataclasses
+
+    from ryu_dove.pipeline.compiler import compile_switch
+    from ryu_dove.policy import Policy
+    from tests.unit.pipeline.topology import POLICY
+
+    directory = build_directory()
+    fabric = Fabric(directory)
+    hv1 = fabric.switches["hv1"]
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40010, 5432))  # open
+    acme = POLICY.tenants["acme"]
+    no_tcp = Policy({**POLICY.tenants, "acme": dataclasses.replace(
+        acme, rules=tuple(r for r in acme.rules if r.proto != "tcp"))})
+    hv1.reload(compile_switch(no_tcp, directory, "hv1"))
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40010, 5432)) == []  # established
+    assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40010)) == []  # and its replies
+    assert fabric.send(WEB1, via_gateway(icmp_echo, WEB1, DB1, 3))  # the other rule stands
+    hv1.reload(compile_switch(POLICY, directory, "hv1"))
+    assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40010))  # allowed again
