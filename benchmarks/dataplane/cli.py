@@ -60,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "measure at once, warn if not quiet)")
     parser.add_argument("--policy", default=EXAMPLE_POLICY,
                         help=f"policy file with {NETWORK} (default policies/example.yaml)")
+    parser.add_argument("--mode", choices=["l2", "routed"], default="l2",
+                        help="l2: vm1 -> vm2 in acme/web; routed: vm1 (acme/web) -> vm3 "
+                             "(acme/db) routed through an allow rule and conntrack, with the "
+                             "L2 path of the same lab measured too (default l2)")
     return parser.parse_args(argv)
 
 

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from benchmarks.common import other_labs, require, running_lab
-from benchmarks.dataplane.base import PING_COUNT, TOPOLOGY_YAML, Progress
+from benchmarks.dataplane.base import DST, PING_COUNT, ROUTED_DST, TOPOLOGY_YAML, Progress
 from benchmarks.dataplane.quiet import background
 from benchmarks.dataplane.report import report
 from benchmarks.dataplane.side import make_side, packet_ins, wait_in_sync
@@ -51,14 +51,17 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         plain_lab = stack.enter_context(
             running_lab("bp", topology, [args.policy], policy, controller=False))
         progress(f"  lab {plain_lab.name} up")
-        dove, plain = make_side("dove", dove_lab), make_side("plain", plain_lab)
+        routed = args.mode == "routed"
+        dove = make_side("dove", dove_lab, ROUTED_DST if routed else DST)
+        plain = make_side("plain", plain_lab)
+        sides = [dove, plain, *([make_side("l2", dove_lab)] if routed else [])]
         wait_in_sync(dove_lab)
         dove.packet_ins_before = packet_ins(dove_lab)
-        for side in (dove, plain):
+        for side in sides:
             warm_up(side)
             stack.enter_context(iperf_server(side.dst))
         for r in range(args.rounds):
-            for side in (dove, plain) if r % 2 == 0 else (plain, dove):
+            for side in sides if r % 2 == 0 else sides[::-1]:
                 measure_ping(side)
                 result = measure_throughput(side, args.seconds)
                 progress(f"round {r + 1}/{args.rounds} {side.label:5}: {result.mbps:7.0f} Mbit/s "
@@ -74,4 +77,9 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         progress("taking the labs down")
     out = report(args, dove, plain, time.time() - started)
     out["background"] = load
+    out["mode"] = args.mode
+    if routed:
+        out["routed_mbps"] = out["dove_mbps"]
+        out["l2_mbps"] = round(statistics.median(sides[2].mbps), 1)
+        out["l2_ratio"] = round(out["l2_mbps"] / out["plain_mbps"], 3)
     return out

@@ -38,9 +38,9 @@ class Side:
     packet_ins_after: int | None = None
 
 
-def make_side(label: str, lab: Lab) -> Side:
+def make_side(label: str, lab: Lab, dst: str = DST) -> Side:
     state = lab.state()
-    side = Side(label, lab, state.vms[SRC], state.vms[DST])
+    side = Side(label, lab, state.vms[SRC], state.vms[dst])
     for hv in state.hypervisors.values():
         pid = read_pid(lab.ovs(hv).pidfile("ovs-vswitchd"))
         if pid is None:

@@ -20,7 +20,7 @@ from benchmarks.dataplane.side import Side
 from dove_lab import probe
 from dove_lab.state import VmState
 
-IPERF_PORT = 5201
+IPERF_PORT = 5432  # the port policies/example.yaml lets web open to db (--mode routed)
 
 
 @contextmanager

@@ -41,3 +41,84 @@ def test_web_reaches_db_by_the_rules_and_nothing_else_crosses(make_lab, write_to
         for server in servers:
             server.kill()
             server.wait()
+
+
+_HOLD = """
+import socket, sys, time
+deadline = time.monotonic() + 10
+while True:  # until the server listens
+    try:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.1)
+s.settimeout(0.3)
+while True:  # one byte every 0.1 s; say when the connection stops carrying them
+    try:
+        s.sendall(b"x")
+        s.recv(1)
+        print("ok", time.monotonic(), flush=True)
+    except OSError:
+        print("cut", time.monotonic(), flush=True)
+    time.sleep(0.1)
+"""
+_ECHO = """
+import socket, sys, threading
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(4)
+def echo(c):
+    while (b := c.recv(64)):
+        c.sendall(b)
+while True:
+    c, _ = srv.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+"""
+
+
+def test_a_rule_removed_ends_its_connections_and_put_back_opens_the_path(
+        make_lab, write_topology, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.integration.conftest import EXAMPLE_POLICY
+
+    policy = tmp_path / "policy.yaml"
+    shutil.copy(EXAMPLE_POLICY, policy)
+    lab = make_lab(write_topology(ROUTED), controller=True, policy_paths=[str(policy)])
+    wait_in_sync(lab)
+    vms = lab.state().vms
+    wait_for(lambda: fate(lab, "web1", "db1", timeout=1.0) is Fate.REACHES, 10, "web1 -> db1")
+    server = subprocess.Popen(["ip", "netns", "exec", vms["db1"].netns, sys.executable, "-c",
+                               _ECHO, str(DB_PORT)])
+    client = None
+    try:
+        client = subprocess.Popen(["ip", "netns", "exec", vms["web1"].netns, sys.executable,
+                                   "-c", _HOLD, vms["db1"].ip, str(DB_PORT)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None
+        assert client.stdout.readline().startswith("ok")  # the connection carries bytes
+        text = Path(EXAMPLE_POLICY).read_text()
+        without_tcp = text.replace("      - allow: {from: web, to: db, proto: tcp, "
+                                   "port: 5432}\n", "")
+        assert without_tcp != text
+        policy.write_text(without_tcp)
+        removed = time.monotonic()
+        lab.controller_reload()
+        while not client.stdout.readline().startswith("cut"):
+            assert time.monotonic() - removed < 10, "the connection was not cut"
+        cut_after = time.monotonic() - removed
+        assert cut_after < 3.0, f"cut only {cut_after:.1f} s after the reload"
+        assert fate(lab, "web1", "db1", timeout=1.0) is Fate.REACHES  # ICMP's rule stands
+        policy.write_text(text)
+        lab.controller_reload()
+        while not client.stdout.readline().startswith("ok"):  # the same connection again
+            assert time.monotonic() - removed < 15, "the connection did not come back"
+    finally:
+        for proc in (server, client):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
