@@ -3,6 +3,9 @@
     dovectl check PATH...   validate policy files/directories offline
     dovectl show WHAT       endpoints, hypervisors, tunnels or refused bindings, from the
                             controller's API (docs/api.md)
+    dovectl diff OLD NEW    the paths a policy change opens and closes, and the flows each
+                            hypervisor would add and delete (with --api) or each tenant's
+                            routing flows (without), before anything is applied
 
 Exit status: 0 ok, 1 the controller's API could not be reached or refused the request,
 2 invalid input (bad policy or bad arguments).
@@ -22,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ovsdb_agent.peerlog import printable
+from ryu_dove.cli import policy_diff
 from ryu_dove.northbound.resources import COLLECTIONS, Collection
 from ryu_dove.policy import ConfigError, Policy, load_policy
 
@@ -186,10 +190,48 @@ def _add_show(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(run=_show)
 
 
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        old, new = load_policy(args.old), load_policy(args.new)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    if args.api:
+        try:
+            lists = [_get_list(args.api, f"/v1/{name}", {})
+                     for name in ("hypervisors", "tunnels", "endpoints")]
+        except _ShowError as exc:
+            print(f"dovectl diff: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        directory = policy_diff.directory_from_api(*lists)
+        deltas = policy_diff.hypervisor_flow_deltas(old, new, directory)
+    else:
+        deltas = policy_diff.tenant_flow_deltas(old, new)
+    print("\n".join(policy_diff.report(old, new, deltas)))
+    return EXIT_OK
+
+
+def _add_diff(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "diff", help="what a policy change would open, close and reprogram",
+        description="Compare two policies before applying one: the (tenant, from, to, proto, "
+                    "port) paths that open and close, networks that change, and the flows "
+                    "each hypervisor of a running controller would add and delete (--api), "
+                    "or each tenant's routing flows (from the policies alone).")
+    parser.add_argument("old", nargs=1, metavar="OLD", help="the policy in force (file or dir)")
+    parser.add_argument("new", nargs=1, metavar="NEW", help="the policy to compare (file or dir)")
+    parser.add_argument("--api", metavar="URL",
+                        help="a running controller's API: count flows per hypervisor on its "
+                             "directory")
+    parser.set_defaults(run=_diff)
+
+
 # One entry per subcommand: a function that adds its parser and sets `run`.
 _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_check,
     _add_show,
+    _add_diff,
 )
 
 

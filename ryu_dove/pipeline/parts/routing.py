@@ -62,6 +62,7 @@ PROTO_NUMBERS = {("tcp", 4): 6, ("tcp", 6): 6, ("udp", 4): 17, ("udp", 6): 17,
 PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
 
 
+@lru_cache(maxsize=4096)
 def connected(tenant: Tenant) -> frozenset[tuple[str, str]]:
     """(from, to) network names that are routed: both directions of every rule, of the same
     IP version."""
