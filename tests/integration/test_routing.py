@@ -122,3 +122,92 @@ def test_a_rule_removed_ends_its_connections_and_put_back_opens_the_path(
             if proc is not None:
                 proc.kill()
                 proc.wait()
+
+
+MATRIX_POLICY = """
+tenants:
+  acme:
+    networks:
+      web: {vni: 7001, subnet: 198.51.100.0/26}
+      db: {vni: 7002, subnet: 198.51.100.64/26}
+      app: {vni: 7003, subnet: 198.51.100.128/26}
+    policy:
+      - allow: {from: web, to: db, proto: tcp, port: 5432}
+      - allow: {from: web, to: app, proto: udp, port: 8000-8010}
+      - allow: {from: app, to: db, proto: icmp}
+  globex:
+    networks:
+      web: {vni: 8001, subnet: 198.51.100.0/26}
+      db: {vni: 8002, subnet: 198.51.100.64/26}
+    policy:
+      - allow: {from: web, to: db, proto: any}
+"""
+MATRIX = """
+hypervisors: [hv1, hv2, hv3]
+vms:
+  - {name: aweb, hypervisor: hv1, network: acme/web, ip: 198.51.100.10}
+  - {name: adb, hypervisor: hv2, network: acme/db, ip: 198.51.100.70}
+  - {name: aapp, hypervisor: hv3, network: acme/app, ip: 198.51.100.130}
+  - {name: gweb, hypervisor: hv2, network: globex/web, ip: 198.51.100.10}
+  - {name: gdb, hypervisor: hv1, network: globex/db, ip: 198.51.100.70}
+"""
+_UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+while True:
+    data, peer = s.recvfrom(64); s.sendto(data, peer)
+"""
+_UDP_ASK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+for _ in range(6):
+    try:
+        s.sendto(b"x", (sys.argv[1], int(sys.argv[2]))); s.recvfrom(64); print("ok"); break
+    except OSError:
+        pass
+"""
+
+
+def _udp_reaches(netns: str, ip: str, port: int) -> bool:
+    import subprocess
+    import sys
+
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", _UDP_ASK, ip,
+                          str(port)], capture_output=True, text=True, timeout=20)
+    return out.stdout.strip() == "ok"
+
+
+def test_a_policy_matrix_of_two_tenants_three_networks_and_three_protocols(
+        make_lab, write_topology, tmp_path):
+    import subprocess
+    import sys
+
+    policy = tmp_path / "matrix.yaml"
+    policy.write_text(MATRIX_POLICY)
+    lab = make_lab(write_topology(MATRIX), controller=True, policy_paths=[str(policy)])
+    wait_in_sync(lab)
+    vms = lab.state().vms
+    servers = [tcp_name_server(vms[vm].netns, vm, DB_PORT) for vm in ("adb", "gdb", "aweb")]
+    servers += [subprocess.Popen(["ip", "netns", "exec", vms[vm].netns, sys.executable, "-c",
+                                  _UDP_ECHO, str(port)])
+                for vm, port in (("aapp", 8005), ("aapp", 8011), ("gdb", 9999))]
+    try:
+        wait_for(lambda: tcp_read(vms["aweb"].netns, vms["adb"].ip, DB_PORT, 1.0) == "adb",
+                 15, "acme web -> db on TCP 5432")
+        # globex's web has acme web's address and reaches globex's db (proto any) only.
+        assert tcp_read(vms["gweb"].netns, vms["gdb"].ip, DB_PORT) == "gdb"
+        assert _udp_reaches(vms["gweb"].netns, vms["gdb"].ip, 9999)
+        assert _udp_reaches(vms["aweb"].netns, vms["aapp"].ip, 8005)  # inside the range
+        refused = [
+            _udp_reaches(vms["aweb"].netns, vms["aapp"].ip, 8011),  # outside the range
+            tcp_read(vms["adb"].netns, vms["aweb"].ip, DB_PORT, 1.0) == "aweb",  # reverse
+            ping(vms["aweb"], vms["aapp"].ip, timeout=1.0),  # icmp not allowed web -> app
+            ping(vms["adb"], vms["aapp"].ip, timeout=1.0),  # app -> db only, not db -> app
+        ]
+        assert refused == [False] * len(refused), refused
+        assert ping(vms["aapp"], vms["adb"].ip, timeout=2.0)  # app -> db icmp
+        assert not ping(vms["aweb"], "198.51.100.99", timeout=1.0)  # nobody's address
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
