@@ -17,6 +17,7 @@ from benchmarks.dataplane.report import report
 from benchmarks.dataplane.side import make_side, packet_ins, wait_in_sync
 from benchmarks.dataplane.traffic import (
     iperf_server,
+    measure_connection_rate,
     measure_megaflows,
     measure_ping,
     measure_throughput,
@@ -25,6 +26,7 @@ from benchmarks.dataplane.traffic import (
 from dove_lab.topology import Topology, load_topology
 from ryu_dove.policy import Policy, load_policy
 
+CONNECT_SECONDS = 5.0  # how long the connection-rate client runs per side
 TOOLS = {"iperf3": "iperf3", "ping": "iputils-ping", "ss": "iproute2", "ip": "iproute2",
          "ovs-appctl": "openvswitch-switch"}
 
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         dove.packet_ins_before = packet_ins(dove_lab)
         for side in sides:
             warm_up(side)
+            rate = measure_connection_rate(side, CONNECT_SECONDS)
+            progress(f"{side.label:5}: {rate:.0f} new TCP connections/s")
+        for side in sides:
             stack.enter_context(iperf_server(side.dst))
         for r in range(args.rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
@@ -78,6 +83,8 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     out = report(args, dove, plain, time.time() - started)
     out["background"] = load
     out["mode"] = args.mode
+    out["connections_per_s"] = {side.label: round(side.connections_per_s or 0.0)
+                                for side in sides}
     if routed:
         out["routed_mbps"] = out["dove_mbps"]
         out["l2_mbps"] = round(statistics.median(sides[2].mbps), 1)

@@ -36,6 +36,7 @@ class Side:
     megaflows_hv2: list[int] = field(default_factory=list)
     packet_ins_before: int | None = None
     packet_ins_after: int | None = None
+    connections_per_s: float | None = None
 
 
 def make_side(label: str, lab: Lab, dst: str = DST) -> Side:

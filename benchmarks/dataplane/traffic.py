@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -131,3 +132,43 @@ def measure_megaflows(side: Side, seconds: float, connections: int) -> None:
         side.parallel = parse_iperf(out.read().decode(errors="replace"))
     if not side.megaflows_hv1:
         raise BenchmarkError(f"{side.label}: no megaflow sample taken (--seconds too short?)")
+
+
+_ACCEPT = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(512)
+while True:
+    s.accept()[0].close()
+"""
+_CONNECT = """
+import socket, sys, time
+ip, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end, done = time.monotonic() + seconds, 0
+while time.monotonic() < end:
+    try:
+        socket.create_connection((ip, port), timeout=1).close()
+        done += 1
+    except OSError:
+        pass
+print(done / seconds)
+"""
+
+
+def measure_connection_rate(side: Side, seconds: float) -> float:
+    """New TCP connections per second from src to dst, one at a time (each a new conntrack
+    entry on a routed path), against a server that accepts and closes."""
+    server = subprocess.Popen(["ip", "netns", "exec", side.dst.netns, sys.executable, "-c",
+                               _ACCEPT, str(IPERF_PORT)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # (a benchmark's fixed start-up; the client retries anyway)
+        out = subprocess.run(["ip", "netns", "exec", side.src.netns, sys.executable, "-c",
+                              _CONNECT, side.dst.ip, str(IPERF_PORT), str(seconds)],
+                             capture_output=True, text=True, timeout=seconds + 30)
+    finally:
+        server.kill()
+        server.wait()
+    rate = float(out.stdout.strip() or 0.0)
+    side.connections_per_s = rate
+    return rate
