@@ -155,7 +155,7 @@ def _lifecycle_commands(add: AddCommand) -> None:
     up.add_argument("--timeout", type=cli_args.positive_number, default=30.0,
                     help="seconds to wait for every hypervisor to connect (default 30)")
     up.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
-                    help="extra dove-controller option, e.g. --controller-arg=--hold-down=2 "
+                    help="extra dove-controller option, e.g. --controller-arg=--echo-interval=1 "
                          "(repeatable)")
     add("down", cmd_down, "remove everything the lab created")
     add("status", cmd_status, "the lab as JSON")
