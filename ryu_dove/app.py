@@ -135,11 +135,9 @@ def _tls_context(conf: Any) -> ssl.SSLContext | None:
 
 def _saved_state(path: str) -> SavedState:
     saved = SavedState(path)
-    try:
-        saved.prepare()
-    except OSError as exc:
-        raise SystemExit(f"ryu_dove: cannot keep state in {path}: {exc.strerror or exc} "
-                         "(--dove-state-dir)") from exc
+    problem = saved.problem()
+    if problem is not None:
+        raise SystemExit(f"ryu_dove: {problem} (--dove-state-dir)")
     return saved
 
 

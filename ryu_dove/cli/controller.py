@@ -141,12 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_state_dir(path: str) -> list[str]:
-    try:
-        SavedState(path).prepare()
-    except OSError as exc:
-        return [f"dove-controller: cannot keep state in {path}: {exc.strerror or exc} "
-                "(--state-dir)"]
-    return []
+    problem = SavedState(path).problem()
+    return [] if problem is None else [f"dove-controller: {problem} (--state-dir)"]
 
 
 def _check_tls(args: argparse.Namespace) -> list[str]:

@@ -153,19 +153,17 @@ class Fleet:
             self.changed.add(name)
 
     def expired(self, expiry_s: float, connected: Callable[[str], bool],
-                counting_since: float) -> list[str]:
-        """The hypervisors unheard for `expiry_s` (0: never), silence counted from
-        `counting_since` at the earliest (the controller cannot blame a hypervisor for
-        silence while it was not running)."""
+                counting_since: float) -> list[tuple[str, float]]:
+        """The hypervisors unheard for `expiry_s` (0: never), with the seconds since they
+        were last heard; silence is counted from `counting_since` at the earliest (the
+        controller cannot blame a hypervisor for silence while it was not running)."""
         if expiry_s <= 0:
             return []
         now, gone = self._wall(), []
         for name, heard in self.heard.items():
             silent = now - max(heard, counting_since)
             if silent >= expiry_s and not connected(name):
-                LOG.warning("hypervisor %s expired: not heard for %.0f s", name,
-                            now - heard)
-                gone.append(name)
+                gone.append((name, now - heard))
         return gone
 
     def remove(self, name: str) -> set[str]:

@@ -264,9 +264,9 @@ class Engine:
         if now < self._expiry_due:
             return
         self._expiry_due = now + self.timing.expiry_check_s
-        for name in self.fleet.expired(self.timing.expiry_s, self.connected,
-                                       self.started_wall):
-            self._remove(name, "expired")
+        for name, silent in self.fleet.expired(self.timing.expiry_s, self.connected,
+                                               self.started_wall):
+            self._remove(name, f"expired: not heard for {silent:.0f} s")
 
     def _remove(self, name: str, why: str) -> None:
         LOG.warning("hypervisor %s removed (%s): its endpoints and tunnels go", name, why)

@@ -182,6 +182,14 @@ class SavedState:
         probe.write_bytes(b"")
         probe.unlink()
 
+    def problem(self) -> str | None:
+        """prepare(), with what went wrong as a sentence (for the command line's checks)."""
+        try:
+            self.prepare()
+        except OSError as exc:
+            return f"cannot keep state in {self.dir.parent}: {exc.strerror or exc}"
+        return None
+
     def load(self) -> list[SavedHypervisor]:
         """Every record that reads back whole; the others are renamed *.bad and logged."""
         records: list[SavedHypervisor] = []

@@ -7,7 +7,17 @@ beside the db VM; globex has a VM at web1's very address.
 
 from __future__ import annotations
 
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dove_lab.lab import Lab
 from dove_lab.probe import Fate, ping
+from tests.integration.conftest import EXAMPLE_POLICY
 from tests.integration.helpers import fate, tcp_name_server, tcp_read, wait_for, wait_in_sync
 
 ROUTED = """
@@ -19,6 +29,17 @@ vms:
   - {name: gx1, hypervisor: hv2, network: globex/web, ip: 198.51.100.10}
 """
 DB_PORT, OTHER_PORT = 5432, 5433
+TCP_RULE = "      - allow: {from: web, to: db, proto: tcp, port: 5432}\n"  # in EXAMPLE_POLICY
+
+
+def routed_lab(make_lab, write_topology, tmp_path: Path) -> tuple[Lab, Path]:
+    """The ROUTED lab on a copy of the example policy (to edit and reload), web1 -> db1 up."""
+    policy = tmp_path / "policy.yaml"
+    shutil.copy(EXAMPLE_POLICY, policy)
+    lab = make_lab(write_topology(ROUTED), controller=True, policy_paths=[str(policy)])
+    wait_in_sync(lab)
+    wait_for(lambda: fate(lab, "web1", "db1", timeout=1.0) is Fate.REACHES, 10, "web1 -> db1")
+    return lab, policy
 
 
 def test_web_reaches_db_by_the_rules_and_nothing_else_crosses(make_lab, write_topology):
@@ -78,20 +99,8 @@ while True:
 
 def test_a_rule_removed_ends_its_connections_and_put_back_opens_the_path(
         make_lab, write_topology, tmp_path):
-    import shutil
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from tests.integration.conftest import EXAMPLE_POLICY
-
-    policy = tmp_path / "policy.yaml"
-    shutil.copy(EXAMPLE_POLICY, policy)
-    lab = make_lab(write_topology(ROUTED), controller=True, policy_paths=[str(policy)])
-    wait_in_sync(lab)
+    lab, policy = routed_lab(make_lab, write_topology, tmp_path)
     vms = lab.state().vms
-    wait_for(lambda: fate(lab, "web1", "db1", timeout=1.0) is Fate.REACHES, 10, "web1 -> db1")
     server = subprocess.Popen(["ip", "netns", "exec", vms["db1"].netns, sys.executable, "-c",
                                _ECHO, str(DB_PORT)])
     client = None
@@ -102,8 +111,7 @@ def test_a_rule_removed_ends_its_connections_and_put_back_opens_the_path(
         assert client.stdout is not None
         assert client.stdout.readline().startswith("ok")  # the connection carries bytes
         text = Path(EXAMPLE_POLICY).read_text()
-        without_tcp = text.replace("      - allow: {from: web, to: db, proto: tcp, "
-                                   "port: 5432}\n", "")
+        without_tcp = text.replace(TCP_RULE, "")
         assert without_tcp != text
         policy.write_text(without_tcp)
         removed = time.monotonic()
@@ -169,9 +177,6 @@ for _ in range(6):
 
 
 def _udp_reaches(netns: str, ip: str, port: int) -> bool:
-    import subprocess
-    import sys
-
     out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", _UDP_ASK, ip,
                           str(port)], capture_output=True, text=True, timeout=20)
     return out.stdout.strip() == "ok"
@@ -179,9 +184,6 @@ def _udp_reaches(netns: str, ip: str, port: int) -> bool:
 
 def test_a_policy_matrix_of_two_tenants_three_networks_and_three_protocols(
         make_lab, write_topology, tmp_path):
-    import subprocess
-    import sys
-
     policy = tmp_path / "matrix.yaml"
     policy.write_text(MATRIX_POLICY)
     lab = make_lab(write_topology(MATRIX), controller=True, policy_paths=[str(policy)])
@@ -215,25 +217,11 @@ def test_a_policy_matrix_of_two_tenants_three_networks_and_three_protocols(
 
 def test_reloads_that_add_remove_and_break_rules_lose_no_packet_of_other_traffic(
         make_lab, write_topology, tmp_path):
-    import math
-    import re
-    import shutil
-    import subprocess
-    import time
-    from pathlib import Path
-
-    from tests.integration.conftest import EXAMPLE_POLICY
-
-    policy = tmp_path / "policy.yaml"
-    shutil.copy(EXAMPLE_POLICY, policy)
-    lab = make_lab(write_topology(ROUTED), controller=True, policy_paths=[str(policy)])
-    wait_in_sync(lab)
+    lab, policy = routed_lab(make_lab, write_topology, tmp_path)
     vms = lab.state().vms
-    wait_for(lambda: fate(lab, "web1", "db1", timeout=1.0) is Fate.REACHES, 10, "web1 -> db1")
     text = Path(EXAMPLE_POLICY).read_text()
-    tcp_rule = "      - allow: {from: web, to: db, proto: tcp, port: 5432}\n"
-    versions = [text.replace(tcp_rule, ""), text, text + "\n  broken: [\n",
-                text.replace(tcp_rule, tcp_rule + "      - allow: {from: db, to: web, "
+    versions = [text.replace(TCP_RULE, ""), text, text + "\n  broken: [\n",
+                text.replace(TCP_RULE, TCP_RULE + "      - allow: {from: db, to: web, "
                                                   "proto: udp, port: 53}\n"), text]
     count = math.ceil((2 * len(versions) + 4) / 0.02)
     streams = {dst: subprocess.Popen(

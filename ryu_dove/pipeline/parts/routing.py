@@ -75,6 +75,7 @@ def connected(tenant: Tenant) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
+@lru_cache(maxsize=4096)
 def routed_networks(policy: Policy, tenant: str) -> frozenset[str]:
     """The network keys of a tenant that routing touches (empty without rules)."""
     t = policy.tenants.get(tenant)
