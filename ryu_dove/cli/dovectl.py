@@ -204,7 +204,12 @@ def _diff(args: argparse.Namespace) -> int:
         except _ShowError as exc:
             print(f"dovectl diff: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        directory = policy_diff.directory_from_api(*lists)
+        try:
+            directory = policy_diff.directory_from_api(*lists)
+        except (KeyError, TypeError, ValueError) as exc:
+            print(f"dovectl diff: {args.api} answered lists without the fields of docs/api.md "
+                  f"({type(exc).__name__}: {printable(str(exc))[:200]})", file=sys.stderr)
+            return EXIT_FAILED
         deltas = policy_diff.hypervisor_flow_deltas(old, new, directory)
     else:
         deltas = policy_diff.tenant_flow_deltas(old, new)

@@ -87,3 +87,16 @@ def test_an_unreachable_api_is_a_clear_failure(without_tcp: Path,
     assert main(["diff", str(EXAMPLE), str(without_tcp), "--api",
                  "http://127.0.0.1:9"]) == 1
     assert "dovectl diff:" in capsys.readouterr().err
+
+
+def test_an_api_answering_nonsense_is_a_clear_failure_not_a_traceback(
+        without_tcp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = {"hypervisors": [{**HV1, "dpid": "not hex"}], "tunnels": [], "endpoints": [{}]}
+    server = ApiServer("127.0.0.1", 0, lambda section: broken)
+    server.start()
+    try:
+        assert main(["diff", str(EXAMPLE), str(without_tcp), "--api", server.url]) == 1
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    assert "answered lists without the fields of docs/api.md" in err and "Traceback" not in err
