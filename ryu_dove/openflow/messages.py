@@ -56,6 +56,7 @@ NX_CT_F_COMMIT, NX_CT_RECIRC_NONE = 1, 0xFF
 PACKET_IN_REASONS = {"no_match": 0, "action": 1, "invalid_ttl": 2}  # OFPR_*
 OFPMT_OXM = 1
 OXM_OPENFLOW_BASIC, NXM_1 = 0x8000, 0x0001
+ERICSSON_OXM = 0x1000  # OVS's class for the ND reserved bits and option type (ovs-fields(7))
 
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 _FLOW_STATS_REQUEST = struct.Struct("!HH4xBxxxIIxxxxQQ")  # multipart + ofp_flow_stats_request
@@ -95,6 +96,9 @@ _FIELDS: dict[str, tuple[int, int, int, str]] = {
     "ct_state": (NXM_1, 105, 4, "int"),
     "ct_zone": (NXM_1, 106, 2, "int"),
     "ct_mark": (NXM_1, 107, 4, "int"),
+    # an ND message's flags word (R, S, O for an advertisement) and its first option's type
+    "nd_reserved": (ERICSSON_OXM, 1, 4, "int"),
+    "nd_options_type": (ERICSSON_OXM, 2, 1, "int"),
 }
 
 

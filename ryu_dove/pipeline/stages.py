@@ -45,10 +45,16 @@ class Stage(Enum):
                    "ipv6_src", "ip_proto", "icmpv6_type"}),
         ("IN_ARP_RESPONDER", "IN_L2_LOOKUP"))
     IN_ARP_RESPONDER = StageSpec(
-        20, "ARP requests for known endpoints and the gateway answered inside OVS; "
-        "others kept off the underlay",
-        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_type", "arp_op", "arp_tpa", "arp_spa"}),
-        ("IN_L3_ROUTE", "IN_L2_LOOKUP"))
+        20, "ARP requests and IPv6 neighbour solicitations for known endpoints and the "
+        "gateway answered inside OVS; others kept off the underlay",
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_type", "arp_op", "arp_tpa", "arp_spa",
+                   "ip_proto", "icmpv6_type", "ipv6_nd_target", "ipv6_nd_sll"}),
+        ("IN_ND_REPLY", "IN_L3_ROUTE", "IN_L2_LOOKUP"))
+    IN_ND_REPLY = StageSpec(
+        21, "a solicitation the responder turned into an advertisement: the target's MAC "
+        "written into its target link-layer option (OVS accepts that write only where the "
+        "match says advertisement), and sent back",
+        frozenset({"eth_type", "ip_proto", "icmpv6_type"}), ())
     IN_L3_ROUTE = StageSpec(
         22, "to the gateway MAC, for another network of the tenant that a rule connects: "
             "routed (destination network in reg0, source in reg4, zone in reg3, TTL "
@@ -100,7 +106,8 @@ class Stage(Enum):
 # must not change their cookies (every flow of theirs would be reinstalled on upgrade).
 _COOKIE_IDS = {Stage.IN_CLASSIFY: 1, Stage.IN_PORT_SEC: 2, Stage.IN_ARP_RESPONDER: 3,
                Stage.IN_L2_LOOKUP: 4, Stage.OUT_TUNNEL: 5, Stage.IN_L3_ROUTE: 6,
-               Stage.IN_ACL: 7, Stage.IN_ACL_STATE: 8, Stage.IN_L3_LOOKUP: 9}
+               Stage.IN_ACL: 7, Stage.IN_ACL_STATE: 8, Stage.IN_L3_LOOKUP: 9,
+               Stage.IN_ND_REPLY: 10}
 assert set(_COOKIE_IDS) == set(Stage) and len(set(_COOKIE_IDS.values())) == len(Stage)
 
 

@@ -119,7 +119,9 @@ from tests.fakes.packets import (
     ip,
     ipv4,
     ipv6,
+    nd_as_sent,
     need,
+    neighbour_solicitation,
     reply,
     split_header,
     tcp,
@@ -135,7 +137,7 @@ __all__ = [  # this module's names and those it re-exports, as they were before 
     "AmbiguousMatch", "ConnEntry", "Conntrack", "Delivery", "FakeBrInt", "FakeTableError",
     "Fate", "Header", "InvalidFlow", "Packet",
     "arp", "arp_request", "check_openflow", "decode", "encode", "icmp_echo", "icmp_error", "ip",
-    "ipv4", "ipv6", "reply", "tcp", "udp",
+    "ipv4", "ipv6", "neighbour_solicitation", "reply", "tcp", "udp",
 ]
 
 CONTROLLER = 0xFFFFFFFD  # OFPP_CONTROLLER: where Controller() sends a packet
@@ -362,6 +364,7 @@ def _delivery(port: int, copy: _Copy, reason: str = "") -> Delivery:
     packet: Packet = {k: decode(k, v) for k, v in copy.state.items()
                       if k not in PIPELINE_FIELDS}
     packet.update(copy.carried)
+    packet = nd_as_sent(packet)
     metadata = {k: v for k, v in copy.state.items() if k in PIPELINE_FIELDS}
     return Delivery(port, packet, copy.state["tunnel_id"], metadata, reason)
 

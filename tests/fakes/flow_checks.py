@@ -36,6 +36,8 @@ from tests.fakes.packets import (
     IPPROTO_ICMPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
+    ND_ADVERT,
+    ND_SOLICIT,
     REGISTERS,
     FakeTableError,
     encode,
@@ -56,6 +58,13 @@ _PREREQUISITES: tuple[tuple[str, tuple[tuple[str, frozenset[int]], ...]], ...] =
     ("icmpv4_", (("eth_type", frozenset({ETH_IPV4})), ("ip_proto", frozenset({IPPROTO_ICMP})))),
     ("icmpv6_", (("eth_type", frozenset({ETH_IPV6})),
                  ("ip_proto", frozenset({IPPROTO_ICMPV6})))),
+    # neighbour discovery (OVS: nd_sll only in a solicitation, nd_tll only in an advert)
+    *((name, (("eth_type", frozenset({ETH_IPV6})), ("ip_proto", frozenset({IPPROTO_ICMPV6})),
+              ("icmpv6_type", types)))
+      for name, types in (("ipv6_nd_target", frozenset({ND_SOLICIT, ND_ADVERT})),
+                          ("ipv6_nd_sll", frozenset({ND_SOLICIT})),
+                          ("ipv6_nd_tll", frozenset({ND_ADVERT})),
+                          ("nd_", frozenset({ND_SOLICIT, ND_ADVERT})))),
 )
 
 

@@ -28,9 +28,12 @@ ARP_REQUEST, ARP_REPLY = 1, 2
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
-MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha"})
+MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll",
+                        "ipv6_nd_tll"})
 IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"})
-IPV6_FIELDS = frozenset({"ipv6_src", "ipv6_dst"})
+IPV6_FIELDS = frozenset({"ipv6_src", "ipv6_dst", "ipv6_nd_target"})
+ND_SOLICIT, ND_ADVERT = 135, 136
+ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL = 1, 2
 REGISTERS = tuple(f"reg{i}" for i in range(16))
 CT_FIELDS = ("ct_state", "ct_zone", "ct_mark")
 PIPELINE_FIELDS = frozenset({"in_port", "tunnel_id", *REGISTERS, *CT_FIELDS})  # not the packet
@@ -45,7 +48,7 @@ FIELD_BITS: Mapping[str, int] = {
     "ip_proto": 8, "ip_dscp": 6, "nw_ttl": 8, "tcp_src": 16, "tcp_dst": 16, "tcp_flags": 12,
     "udp_src": 16, "udp_dst": 16,
     "icmpv4_type": 8, "icmpv4_code": 8, "icmpv6_type": 8, "icmpv6_code": 8,
-    "ct_state": 32, "ct_zone": 16, "ct_mark": 32,
+    "ct_state": 32, "ct_zone": 16, "ct_mark": 32, "nd_reserved": 32, "nd_options_type": 8,
 }
 
 
@@ -135,6 +138,33 @@ def ipv4(eth_src: str, eth_dst: str, src: str, dst: str, proto: int = IPPROTO_IC
 def ipv6(eth_src: str, eth_dst: str, src: str, dst: str, proto: int = IPPROTO_ICMPV6) -> Packet:
     return {"eth_src": eth_src, "eth_dst": eth_dst, "eth_type": ETH_IPV6,
             "ipv6_src": src, "ipv6_dst": dst, "ip_proto": proto}
+
+
+def neighbour_solicitation(mac: str, src: str, target: str, with_mac: bool = True) -> Packet:
+    """Who has target? From src (:: for duplicate address detection, which sends no MAC), to
+    the target's solicited-node multicast group; the source link-layer option carries mac.
+    As OVS parses it: the option's MAC in ipv6_nd_sll, none in ipv6_nd_tll."""
+    group = ipaddress.IPv6Address(target).packed[-3:]
+    sll = mac if with_mac and src != "::" else ZERO_MAC
+    return {**ipv6(mac, "33:33:ff:" + group.hex(":"), src,
+                   str(ipaddress.IPv6Address(b"\xff\x02" + bytes(9) + b"\x01\xff" + group))),
+            "nw_ttl": 255, "icmpv6_type": ND_SOLICIT, "icmpv6_code": 0,
+            "ipv6_nd_target": target, "ipv6_nd_sll": sll, "ipv6_nd_tll": ZERO_MAC,
+            "nd_reserved": 0, "nd_options_type": ND_OPT_SOURCE_LL if sll != ZERO_MAC else 0}
+
+
+def nd_as_sent(packet: Packet) -> Packet:
+    """An ND packet as its bytes leave the switch: OVS writes the option's MAC from nd_sll
+    only if the option is (by then) a source link-layer option, from nd_tll only if a target
+    one; a receiver parses it back by its type."""
+    kind = packet.get("nd_options_type")
+    if packet.get("icmpv6_type") not in (ND_SOLICIT, ND_ADVERT) or kind is None:
+        return packet
+    mac = {ND_OPT_SOURCE_LL: packet.get("ipv6_nd_sll"),
+           ND_OPT_TARGET_LL: packet.get("ipv6_nd_tll")}.get(int(str(kind)), ZERO_MAC)
+    return {**packet,
+            "ipv6_nd_sll": mac if kind == ND_OPT_SOURCE_LL else ZERO_MAC,
+            "ipv6_nd_tll": mac if kind == ND_OPT_TARGET_LL else ZERO_MAC}
 
 
 def ip(eth_src: str, eth_dst: str, src: str, dst: str, proto: int, ttl: int = 64) -> Packet:

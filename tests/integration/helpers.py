@@ -143,12 +143,14 @@ while time.monotonic() < deadline:
 """
 
 
-def tcp_name_server(netns: str, name: str, port: int = TCP_PORT) -> subprocess.Popen[bytes]:
-    """A TCP server in a VM that answers every connection with the VM's name."""
+def tcp_name_server(netns: str, name: str, port: int = TCP_PORT, host: str = "0.0.0.0",
+                    ) -> subprocess.Popen[bytes]:
+    """A TCP server in a VM that answers every connection with the VM's name (on IPv6
+    with host="::")."""
     import sys
 
     return subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _SERVER, name,
-                             "0.0.0.0", str(port)],
+                             host, str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from ryu_dove.pipeline.flows import Ct, Flow, FlowMap, flow
 from ryu_dove.pipeline.parts.common import ETH_IPV4, ETH_IPV6, P_DEFAULT, P_NORMAL, checked
+from ryu_dove.pipeline.parts.neighbour import nd_defaults
 from ryu_dove.pipeline.stages import REG_ZONE, Stage
 
 
@@ -13,6 +14,7 @@ def _defaults() -> Iterator[Flow]:
     yield flow(Stage.IN_CLASSIFY, P_DEFAULT)  # unknown port, MAC or VNI: drop
     yield flow(Stage.IN_PORT_SEC, P_DEFAULT)  # spoofed source: drop
     yield flow(Stage.IN_ARP_RESPONDER, P_DEFAULT, goto=Stage.IN_L3_ROUTE)
+    yield from nd_defaults()
     yield flow(Stage.IN_L3_ROUTE, P_DEFAULT, goto=Stage.IN_L2_LOOKUP)  # not routed: L2
     # Only routed packets reach the ACL: all of them through conntrack, in their tenant's zone.
     for eth_type in (ETH_IPV4, ETH_IPV6):

@@ -18,6 +18,7 @@ from ryu_dove.pipeline.parts.arp import arp_miss, arp_reply
 from ryu_dove.pipeline.parts.classify import tunnel_classify
 from ryu_dove.pipeline.parts.common import GATEWAY_MAC, is_ipv4
 from ryu_dove.pipeline.parts.l2 import flood, local_unicast, remote_unicast
+from ryu_dove.pipeline.parts.neighbour import nd_miss, nd_reply
 from ryu_dove.policy import Network
 
 _SERIALS = itertools.count(1)
@@ -103,10 +104,14 @@ class NetworkPart:
 def _endpoint_shared(vni: int, ep: Endpoint, rkey: int | None) -> Iterator[Flow]:
     """The shared flows one member brings when no other member has its MAC or addresses."""
     for ip in ep.ips:
-        if is_ipv4(ip):
-            yield from arp_reply(vni, ip, ep.mac)
+        yield from _answer(vni, ip, ep.mac)
     if rkey is not None:
         yield remote_unicast(vni, ep.mac, rkey)
+
+
+def _answer(vni: int, ip: str, mac: str, router: bool = False) -> tuple[Flow, ...]:
+    """The responder's flows answering for one address: ARP or neighbour discovery."""
+    return arp_reply(vni, ip, mac) if is_ipv4(ip) else (nd_reply(vni, ip, mac, router),)
 
 
 def _addressless(members: tuple[Endpoint, ...]) -> frozenset[str]:
@@ -123,15 +128,14 @@ def build_part(net: Network, members: tuple[Endpoint, ...],
     unicast: dict[str, Flow] = {}
     local: dict[str, list[Endpoint]] = {}
     answered = {str(net.gateway)}
-    if net.gateway.version == 4:
-        for f in arp_reply(net.vni, str(net.gateway), GATEWAY_MAC):
-            shared[f.cookie] = f
+    for f in _answer(net.vni, str(net.gateway), GATEWAY_MAC, router=True):
+        shared[f.cookie] = f
     for ep in members:
         local.setdefault(ep.hypervisor, []).append(ep)
         for ip in ep.ips:
-            if ip not in answered and is_ipv4(ip):
+            if ip not in answered:
                 answered.add(ip)
-                for f in arp_reply(net.vni, ip, ep.mac):
+                for f in _answer(net.vni, ip, ep.mac):
                     shared[f.cookie] = f
         rkey = key_of.get(ep.hypervisor)
         if ep.mac not in unicast and rkey is not None:
@@ -172,7 +176,8 @@ def specialise(part: NetworkPart, hv: Hypervisor) -> dict[int, Flow]:
     # Only a VM bound without addresses can answer an ARP the responder cannot.
     askable = tuple(hv.tunnels[r] for r in sorted(part.addressless)
                     if r != hv.name and r in hv.tunnels)
-    for f in arp_miss(vni, tuple(local_ports), askable):
+    miss = arp_miss if part.net.subnet.version == 4 else nd_miss
+    for f in miss(vni, tuple(local_ports), askable):
         flows[f.cookie] = f
     return flows
 
