@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -111,5 +112,6 @@ _COOKIE_IDS = {Stage.IN_CLASSIFY: 1, Stage.IN_PORT_SEC: 2, Stage.IN_ARP_RESPONDE
 assert set(_COOKIE_IDS) == set(Stage) and len(set(_COOKIE_IDS.values())) == len(Stage)
 
 
+@cache  # asked once per distinct flow checked
 def allowed_next(stage: Stage) -> tuple[Stage, ...]:
     return tuple(Stage[name] for name in stage.value.next)
