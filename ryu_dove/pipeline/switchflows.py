@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 from ryu_dove.pipeline.flows import Flow, FlowMap
 
-PartKey = tuple[str, str]  # ("defaults" | "endpoint" | "network" | "tunnel", name)
+# ("defaults" | "endpoint" | "network" | "tunnel" | "tenant" | "lookup" | "ingress", name)
+PartKey = tuple[str, str]
 
 
 class SwitchFlows:

@@ -24,9 +24,10 @@ flows are specialised per hypervisor (local delivery).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ryu_dove.directory import Endpoint, Hypervisor
+from ryu_dove.directory import Endpoint
 from ryu_dove.pipeline.flows import (
     Ct,
     DecTtl,
@@ -42,11 +43,14 @@ from ryu_dove.pipeline.parts.common import (
     ETH_IPV4,
     ETH_IPV6,
     GATEWAY_MAC,
+    MEMO,
     P_NORMAL,
     P_SPECIFIC,
+    check,
     checked,
 )
 from ryu_dove.pipeline.parts.matches import port_matches, rule_mark, tenant_zones
+from ryu_dove.pipeline.parts.network import NetworkPart
 from ryu_dove.pipeline.stages import (
     REG_FROM_NETWORK,
     REG_FROM_TUNNEL,
@@ -146,30 +150,145 @@ def _protocol_matches(rule: Rule, version: int) -> Iterator[dict[str, MatchValue
         yield {**proto, PORT_FIELD[rule.proto]: port}
 
 
-def lookup_part(net: Network, members: tuple[Endpoint, ...], hv: Hypervisor,
-                keys: Mapping[str, int]) -> FlowMap:
-    """A network's addresses -> its endpoints, delivered from `hv`: locally, or through the
-    tunnel to their hypervisor (only what a local VM sent). The first member to hold an
-    address wins, as in the network's own part."""
+@dataclass(frozen=True, eq=False)
+class SharedLookup:
+    """A network's addresses -> its endpoints, as a hypervisor hosting none of them has it:
+    each through the tunnel to its hypervisor (only what a local VM sent). The first member
+    to hold an address wins, as in the network's own part. Built once per network part;
+    specialise_lookup() delivers a hypervisor's own members locally. Like a network part,
+    it carries its difference to the lookup it replaces (amend_lookup)."""
+
+    part: NetworkPart
+    flows: Mapping[int, Flow]  # cookie -> flow, for the members whose hypervisor is known
+    winners: Mapping[str, tuple[str, int | None]]  # ip -> (winner's MAC, its remote cookie)
+    base: int | None = None  # the serial of the part `added` and `removed` are relative to
+    added: Mapping[int, Flow] = field(default_factory=dict)
+    removed: frozenset[int] = frozenset()
+    changed_ips: frozenset[str] = frozenset()  # addresses whose winner or flow changed
+
+    @classmethod
+    def of(cls, part: NetworkPart, previous: SharedLookup | None = None) -> SharedLookup:
+        if previous is not None:
+            amended = cls._amended(part, previous)
+            if amended is not None:
+                return amended
+        return cls._built(part, previous)
+
+    @classmethod
+    def _amended(cls, part: NetworkPart, previous: SharedLookup) -> SharedLookup | None:
+        """The next lookup from the members that came and went, when that is exact: the same
+        network and hosts, and none of their addresses held twice before or after."""
+        old = previous.part
+        if part.net is not old.net or part.keys != old.keys:
+            return None
+        now, before = {id(ep) for ep in part.members}, {id(ep) for ep in old.members}
+        gone = [ep for ep in old.members if id(ep) not in now]
+        came = [ep for ep in part.members if id(ep) not in before]
+        ips = [ip for ep in (*gone, *came) for ip in ep.ips]
+        if any(old.claims.get(ip, 0) > 1 or part.claims.get(ip, 0) > 1 for ip in ips):
+            return None  # who wins an address may change
+        eth_type, field_name = _ip(part.net)
+        flows, winners = dict(previous.flows), dict(previous.winners)
+        added: dict[int, Flow] = {}
+        removed: set[int] = set()
+        for ep in gone:
+            for ip in ep.ips:
+                _, cookie = winners.pop(ip, ("", None))
+                if cookie is not None:
+                    flows.pop(cookie, None)
+                    removed.add(cookie)
+        keys = dict(part.keys)
+        for ep in came:
+            for ip in ep.ips:
+                if (":" in ip) != (part.net.subnet.version == 6):
+                    continue
+                cookie = None
+                if ep.hypervisor in keys:
+                    f = _to_remote(part.net.vni, eth_type, field_name, ip, ep.mac,
+                                   keys[ep.hypervisor])
+                    cookie = f.cookie
+                    flows[cookie] = added[cookie] = f
+                    removed.discard(cookie)
+                winners[ip] = (ep.mac, cookie)
+        return cls(part, flows, winners, old.serial, added, frozenset(removed),
+                   frozenset(ips))
+
+    @classmethod
+    def _built(cls, part: NetworkPart, previous: SharedLookup | None) -> SharedLookup:
+        net, keys = part.net, dict(part.keys)
+        eth_type, field_name = _ip(net)
+        flows: dict[int, Flow] = {}
+        winners: dict[str, tuple[str, int | None]] = {}
+        for ep in part.members:
+            for ip in ep.ips:
+                if ip in winners or (":" in ip) != (net.subnet.version == 6):
+                    continue
+                cookie = None
+                if ep.hypervisor in keys:
+                    f = _to_remote(net.vni, eth_type, field_name, ip, ep.mac,
+                                   keys[ep.hypervisor])
+                    flows[cookie := f.cookie] = f
+                winners[ip] = (ep.mac, cookie)
+        if previous is None:
+            return cls(part, flows, winners)
+        old = previous.winners
+        return cls(part, flows, winners, previous.part.serial,
+                   {c: f for c, f in flows.items() if c not in previous.flows},
+                   frozenset(c for c in previous.flows if c not in flows),
+                   frozenset(ip for ip in winners.keys() | old.keys()
+                             if winners.get(ip) != old.get(ip)))
+
+
+def amend_lookup(flows: dict[int, Flow], built_from: NetworkPart, shared: SharedLookup,
+                 hv: str) -> bool:
+    """Bring `flows` (hv's specialise_lookup() of the lookup built from `built_from`) to
+    `shared` in place, if that is exact: `shared` is the next lookup after it, hv's own
+    members are the same and none of their addresses changed hands (their flows are local,
+    not the shared ones). False, and `flows` untouched, otherwise."""
+    local = shared.part.local.get(hv, ())
+    if shared.base != built_from.serial or local != built_from.local.get(hv, ()):
+        return False
+    if any(ip in shared.changed_ips for ep in local for ip in ep.ips):
+        return False
+    for cookie in shared.removed:
+        flows.pop(cookie, None)
+    flows.update(shared.added)
+    return True
+
+
+def specialise_lookup(shared: SharedLookup, local: tuple[Endpoint, ...]) -> dict[int, Flow]:
+    """The lookup as one hypervisor has it: its own members (`local`) delivered locally."""
+    flows = dict(shared.flows)
+    net = shared.part.net
     eth_type, field = _ip(net)
-    flows: list[Flow] = []
-    seen: set[str] = set()
-    for ep in members:
+    for ep in local:
         for ip in ep.ips:
-            if ip in seen or (":" in ip) != (net.subnet.version == 6):
-                continue
-            seen.add(ip)
-            match: dict[str, MatchValue] = {REG_NETWORK: net.vni, "eth_type": eth_type,
-                                            f"{field}_dst": ip}
-            if ep.hypervisor == hv.name:
-                flows.append(flow(Stage.IN_L3_LOOKUP, P_NORMAL, match,
-                                  [SetField("eth_dst", ep.mac), Output(ep.ofport)]))
-            elif ep.hypervisor in keys:
-                flows.append(flow(Stage.IN_L3_LOOKUP, P_NORMAL, {**match, REG_FROM_TUNNEL: 0},
-                                  [SetField("eth_dst", ep.mac), SetField("tunnel_id", net.vni),
-                                   SetField(REG_REMOTE, keys[ep.hypervisor])],
-                                  goto=Stage.OUT_TUNNEL))
-    return checked(flows)
+            winner = shared.winners.get(ip)
+            if winner is None or winner[0] != ep.mac:
+                continue  # another member holds it (or it is not of the network's version)
+            if winner[1] is not None:
+                flows.pop(winner[1], None)
+            f = _to_local(net.vni, eth_type, field, ip, ep.mac, ep.ofport)
+            flows[f.cookie] = f
+    return flows
+
+
+# One flow per (address, where it is): the same on every hypervisor that routes to it, so
+# built and checked once (a part is rebuilt on every switch its network's change touches).
+@lru_cache(maxsize=MEMO)
+def _to_local(vni: int, eth_type: int, field: str, ip: str, mac: str, ofport: int) -> Flow:
+    return check(flow(Stage.IN_L3_LOOKUP, P_NORMAL,
+                      {REG_NETWORK: vni, "eth_type": eth_type, f"{field}_dst": ip},
+                      [SetField("eth_dst", mac), Output(ofport)]))
+
+
+@lru_cache(maxsize=MEMO)
+def _to_remote(vni: int, eth_type: int, field: str, ip: str, mac: str, rkey: int) -> Flow:
+    return check(flow(Stage.IN_L3_LOOKUP, P_NORMAL,
+                      {REG_NETWORK: vni, "eth_type": eth_type, f"{field}_dst": ip,
+                       REG_FROM_TUNNEL: 0},
+                      [SetField("eth_dst", mac), SetField("tunnel_id", vni),
+                       SetField(REG_REMOTE, rkey)], goto=Stage.OUT_TUNNEL))
 
 
 def _prefix(net: Network) -> tuple[str, str]:

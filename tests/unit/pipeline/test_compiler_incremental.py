@@ -9,7 +9,7 @@ from types import MappingProxyType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ryu_dove.directory import Endpoint
+from ryu_dove.directory import Endpoint, MemoryDirectory
 from ryu_dove.pipeline.compiler import Compiler, compile_switch
 from ryu_dove.pipeline.flows import Flow
 from ryu_dove.pipeline.parts import network
@@ -18,6 +18,7 @@ from tests.unit.pipeline.topology import (
     ALL,
     HVS,
     POLICY,
+    VNI,
     WEB1,
     WEB2,
     WEB3,
@@ -69,6 +70,30 @@ def test_a_part_amended_from_members_that_came_and_went_equals_a_fresh_build() -
             expected.remote_unicast, expected.local, expected.addressless, expected.claims)
 
 
+def apply_step(directory: MemoryDirectory, op: str, ep: Endpoint, hv: str) -> None:
+    """One change: ep put on hv, hv's first endpoint dropped, or hv's tunnels re-created."""
+    on_hv = list(directory.endpoints_on(hv))
+    if op == "put":
+        moved = dataclasses.replace(ep, hypervisor=hv, port=f"{ep.port}-{hv}")
+        directory.replace_endpoints(hv, [*on_hv, moved])
+    elif op == "drop" and on_hv:
+        directory.replace_endpoints(hv, on_hv[1:])
+    elif op == "tunnels":  # the tunnel ports were re-created: new ofports
+        old = directory.hypervisor(hv)
+        assert old is not None
+        directory.put_hypervisor(dataclasses.replace(old, tunnels=MappingProxyType(
+            {r: p + 50 for r, p in old.tunnels.items()})))
+
+
+def follow(mirror: dict[int, Flow], flows: dict[int, Flow], changed: set[int]) -> None:
+    """What a reconciler does with the changed cookies: its copy of the switch follows."""
+    for cookie in changed:
+        if cookie in flows:
+            mirror[cookie] = flows[cookie]
+        else:
+            del mirror[cookie]
+
+
 changes = st.lists(st.tuples(st.sampled_from(("put", "drop", "tunnels")),
                              st.sampled_from(ALL), st.sampled_from(HVS)), max_size=12)
 
@@ -82,26 +107,31 @@ def test_incremental_compiler_agrees_with_a_fresh_compile(
     compiler = Compiler()
     mirrors: dict[str, dict[int, Flow]] = {}
     for op, ep, hv in steps:
-        on_hv = list(directory.endpoints_on(hv))
-        if op == "put":
-            moved = dataclasses.replace(ep, hypervisor=hv, port=f"{ep.port}-{hv}")
-            directory.replace_endpoints(hv, [*on_hv, moved])
-        elif op == "drop" and on_hv:
-            directory.replace_endpoints(hv, on_hv[1:])
-        elif op == "tunnels":  # the tunnel ports were re-created: new ofports
-            old = directory.hypervisor(hv)
-            assert old is not None
-            directory.put_hypervisor(dataclasses.replace(old, tunnels=MappingProxyType(
-                {r: p + 50 for r, p in old.tunnels.items()})))
+        apply_step(directory, op, ep, hv)
         work = {name: None for name in HVS}  # whole switches; the engine's tests cover parts
         for name, switch, changed in compiler.switches(POLICY, directory, work):
             expected = compile_switch(POLICY, directory, name)
             assert set(switch.flows.values()) == expected
-            # What the reconciler sees: only the changed cookies, applied to its copy.
-            mirror = mirrors.setdefault(name, {})
-            for cookie in changed:
-                if cookie in switch.flows:
-                    mirror[cookie] = switch.flows[cookie]
-                else:
-                    del mirror[cookie]
-            assert set(mirror.values()) == expected
+            follow(mirrors.setdefault(name, {}), switch.flows, changed)
+            assert set(mirrors[name].values()) == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(changes)
+def test_changes_applied_by_network_agree_with_a_fresh_compile(
+        steps: list[tuple[str, Endpoint, str]]) -> None:
+    """As the engine asks: the changed hypervisor whole when it changed itself, every other
+    switch by the networks that changed, so routing lookups are amended in place."""
+    directory = build_directory()
+    compiler = Compiler()
+    mirrors = {name: dict(sw.flows) for name, sw, _ in
+               compiler.switches(POLICY, directory, {name: None for name in HVS})}
+    networks = frozenset(VNI)
+    for op, ep, hv in steps:
+        apply_step(directory, op, ep, hv)
+        work = {name: (None if op == "tunnels" and name == hv else networks) for name in HVS}
+        for name, switch, changed in compiler.switches(POLICY, directory, work, local={hv}):
+            expected = compile_switch(POLICY, directory, name)
+            assert set(switch.flows.values()) == expected, name
+            follow(mirrors.setdefault(name, {}), switch.flows, changed)
+            assert set(mirrors[name].values()) == expected, name
