@@ -33,6 +33,7 @@ from benchmarks.scale import (
     percentile,
     positive,
     world_defaults,
+    world_problem,
 )
 
 
@@ -84,7 +85,8 @@ def answer(engine: Any) -> None:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from ryu_dove.events import OvsdbReport, SwitchUp
 
-    world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches))
+    world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches),
+                  args.networks, args.rules)
     encode = round(osken_encode_per_s())
     hvs = Hypervisors(world)
     for b in hvs.plan(world.endpoints):
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
     return {
         "benchmark": "engine_alone", "switches": world.switches, "endpoints": world.endpoints,
-        "tenants": world.tenants, "spread": world.spread, "events": args.events,
+        "tenants": world.tenants, "spread": world.spread,
+        "networks": world.networks, "rules": world.rules, "events": args.events,
         "ingest_cpu_s": round(ingest, 2),
         "cold_start_cpu_s": round(cold, 2), "flow_mods": flow_mods,
         "flowmods_per_cpu_s": round(flow_mods / cold) if cold > 0 else None,
@@ -139,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     world_defaults(args)
+    problem = world_problem(args, -(-(args.endpoints + args.events) // args.tenants))
+    if problem:
+        print(f"engine_alone: {problem}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="dove-engine-") as tmp:
         result = run(args, Path(tmp))
     emit(result, args.json, ("switches", "cold_start_cpu_s", "flowmods_per_cpu_s",

@@ -2,6 +2,7 @@
 
     python -m benchmarks.convergence --hypervisors H --vms V [--json]
     python -m benchmarks.convergence --sweep [--vms V] [--json]      # H = 2, 4, 8, 16
+    python -m benchmarks.convergence --sweep --routed [--json]       # and a routed phase
 
 Runs as root on a machine with Open vSwitch (docs/lab.md). Every figure comes from a fresh
 lab (`dove_lab.lab.Lab`, driven only through its public API) that is always taken down
@@ -19,6 +20,10 @@ Figures
   `migrate_preplugged_s`: 3 more moves with the destination port plugged beforehand (the
   controller refuses it while the old port holds the MAC), timed from the unplug as well.
 - `flows_per_hv`: OpenFlow flows on br-int once converged (`ovs-ofctl dump-aggregate`).
+- `routed_converge_s` (with `--routed`): a VM bound into acme/db on hv1, from the plug until
+  every acme/web VM on the other hypervisors has had an echo reply from it, routed through
+  its gateway (the example policy lets web ping db); `routed_flows_per_hv` counts the flows
+  then, with routing and the example's rules in place (`benchmarks/convergence/routed.py`).
 - `controller_cpu_s`, `controller_rss_mb`: the controller process over the whole run
   (/proc/PID/stat utime+stime since it started; VmRSS at the end and VmHWM, its peak).
 
@@ -82,7 +87,7 @@ How it is measured (decisions)
   runs a disturbed size again.
 
 Modules: `cli` (options, sizes, printing), `run` (one size: the lab's life and the result),
-`scenarios` (converge, refusal, one more VM), `migration` (the moves), `vms` (plan, build,
-plug), `controller` (its API, waiting), `timeline` (its log), `machine` (CPU, memory, flows),
-`report` (text), `context` (what the phases share), `base`.
+`scenarios` (converge, refusal, one more VM), `routed` (the routed phase), `migration` (the
+moves), `vms` (plan, build, plug), `controller` (its API, waiting), `timeline` (its log),
+`machine` (CPU, memory, flows), `report` (text), `context` (what the phases share), `base`.
 """

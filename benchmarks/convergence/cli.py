@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempts", type=int, default=1, metavar="N",
                    help="run a size again (up to N times in all) when other processes used "
                         "the CPUs while it converged (default 1: report it as disturbed)")
+    p.add_argument("--routed", action="store_true",
+                   help="also bind a VM into acme/db and time until web VMs on the other "
+                        "hypervisors get routed replies; flows counted with routing on")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     return p
 
@@ -98,7 +101,7 @@ def measure_size(h: int, args: argparse.Namespace, record: dict[str, Any]) -> di
     """One size, run again (up to --attempts in all) while other processes disturb it."""
     for attempt in range(1, args.attempts + 1):
         busy = wait_for_quiet(args.wait_quiet)
-        run = Run(h, args.vms, args.migrations, args.timeout, args.keep_logs)
+        run = Run(h, args.vms, args.migrations, args.timeout, args.keep_logs, args.routed)
         result = {**run.execute(), "cpu_busy_pct_before": busy, "attempt": attempt, **record}
         if not result["disturbed"] or attempt == args.attempts:
             break

@@ -11,6 +11,9 @@ OVN_CONVERGE_S = {2: 0.039, 4: 0.070, 8: 0.137, 16: 0.455}
 OVN_FLOWS = (305, 418)
 OVN_RSS_MB = 10.0  # per ovn-controller, i.e. per hypervisor
 OVN_MIGRATE_S = (0.011, 0.036)
+# Routed through a distributed router with Neutron-style security groups (issue 12).
+OVN_ROUTED_S = {2: (0.056, 0.062), 4: (0.105, 0.117)}
+OVN_ROUTED_FLOWS = (1305, 1387)
 
 
 def ms(x: float | None) -> str:
@@ -39,6 +42,7 @@ def render(result: dict[str, Any]) -> str:
         f"{result['cross_tenant']['address_exists_in_own_network']} whose address exists in "
         "the sender's network answered from there)",
         f"  add_vm_s          {ms(result['add_vm_s'])}",
+        *_routed_lines(result),
         "  migrate_s         " + ", ".join(ms(x) for x in result["migrate_s"])
         + f"   (OVN: {OVN_MIGRATE_S[0] * 1000:.0f}-{OVN_MIGRATE_S[1] * 1000:.0f} ms)",
         "    pre-plugged     " + ", ".join(ms(x) for x in result["migrate_preplugged_s"])
@@ -53,6 +57,17 @@ def render(result: dict[str, Any]) -> str:
         f"RSS {result['controller_rss_mb']} MiB (peak {result['controller_peak_rss_mb']} MiB)",
     ]
     return "\n".join(lines)
+
+
+def _routed_lines(result: dict[str, Any]) -> list[str]:
+    if "routed_converge_s" not in result:
+        return []
+    bar = OVN_ROUTED_S.get(result["hypervisors"])
+    f = result["routed_flows_per_hv"]
+    return [f"  routed_converge_s {ms(result['routed_converge_s'])}"
+            + (f"   (OVN 23.03: {bar[0] * 1000:.0f}-{bar[1] * 1000:.0f} ms)" if bar else ""),
+            f"  routed flows/hv   mean {f['mean']}, max {f['max']}   "
+            f"(OVN with ACLs: {OVN_ROUTED_FLOWS[0]}-{OVN_ROUTED_FLOWS[1]})"]
 
 
 def render_table(results: list[dict[str, Any]]) -> str:

@@ -23,6 +23,7 @@ from benchmarks.convergence.context import Bench
 from benchmarks.convergence.controller import Api, synced_check, wait_until
 from benchmarks.convergence.machine import Usage, flow_counts, other_labs, proc_usage
 from benchmarks.convergence.migration import migrations
+from benchmarks.convergence.routed import plan_db_vm, routed
 from benchmarks.convergence.scenarios import Converged, add_vm, converge, converge_timeline, refusal
 from benchmarks.convergence.vms import Vm, build_unplugged, plan_vms
 from benchmarks.probe_icmp import INTERVAL_S, IcmpProber
@@ -41,6 +42,7 @@ class Phases:
     converge_timeline: dict[str, Any]
     flows: dict[str, int]  # br-int's flows by hypervisor, once converged
     add_vm: dict[str, Any]
+    routed: dict[str, Any] | None  # with --routed
     moves: list[dict[str, Any]]
     controller_end: Usage
 
@@ -52,6 +54,7 @@ class Run:
     migrations: int
     timeout: float
     keep_logs: Path | None = None
+    with_routing: bool = False
     lab: Lab = field(init=False)
     policy: Policy = field(init=False)
 
@@ -99,15 +102,16 @@ class Run:
                      "they share the CPUs")
         api = self._bring_up()
         lab_up_s = time.monotonic() - started
-        bench, vms, extra = self._prepare(api, lab_up_s)
+        bench, vms, extra, db = self._prepare(api, lab_up_s)
         conv = converge(bench, vms)
         cross = refusal(bench, vms)
         bench.wait_synced()
         timeline = converge_timeline(bench, conv)
         flows = flow_counts(self.lab)
         added = add_vm(bench, vms, extra)
+        routed_phase = None if db is None else routed(bench, db, [*vms, extra])
         moves = migrations(bench, [*vms, extra], self.migrations)
-        phases = Phases(vms, conv, cross, timeline, flows, added, moves,
+        phases = Phases(vms, conv, cross, timeline, flows, added, routed_phase, moves,
                         proc_usage(bench.controller_pid))
         return {**self._result(phases, bench.prober),
                 "lab_up_s": round(lab_up_s, 2), "other_labs_up": others,
@@ -125,19 +129,21 @@ class Run:
                    synced_check(api, self.hv_names))
         return api
 
-    def _prepare(self, api: Api, lab_up_s: float) -> tuple[Bench, list[Vm], Vm]:
+    def _prepare(self, api: Api, lab_up_s: float) -> tuple[Bench, list[Vm], Vm, Vm | None]:
         """The VMs built unplugged, the prober on them, every OVSDB connection open."""
         lab = self.lab
         status = lab.status()
         hvs = lab.state().hypervisors
         vms, extra = plan_vms(lab, self.policy, self.hv_names, self.per_hv)
-        self.log(f"lab up in {lab_up_s:.1f} s; creating {len(vms) + 1} VM namespaces "
+        db = plan_db_vm(lab, self.policy, self.hv_names[0]) if self.with_routing else None
+        unplugged = [*vms, extra, *([db] if db else [])]
+        self.log(f"lab up in {lab_up_s:.1f} s; creating {len(unplugged)} VM namespaces "
                  "(not plugged)")
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda v: build_unplugged(v, hvs[v.state.hypervisor].netns),
-                          [*vms, extra]))
+                          unplugged))
         self.prober = prober = IcmpProber(INTERVAL_S)
-        for vm in [*vms, extra]:
+        for vm in unplugged:
             prober.add_vm(vm.probe)
         for hv in hvs.values():
             lab.vswitch(hv)  # open every OVSDB connection before t0: opening one is not timed
@@ -145,7 +151,7 @@ class Run:
                       int(status["controller"]["pid"]), str(status["controller"]["log"]),
                       prober, self.timeout, self.keep_logs, self.log)
         bench.wait_synced()
-        return bench, vms, extra
+        return bench, vms, extra, db
 
     def _result(self, p: Phases, prober: IcmpProber) -> dict[str, Any]:
         end, leaks = p.controller_end, prober.leaks
@@ -169,6 +175,10 @@ class Run:
             "cross_tenant": p.cross_tenant,
             "converge_timeline": p.converge_timeline,
             "add_vm": p.add_vm,
+            **({} if p.routed is None else {
+                "routed_converge_s": p.routed["routed_converge_s"],
+                "routed_flows_per_hv": p.routed["flows_per_hv"],
+                "routed": p.routed}),
             "migrations": p.moves,
             "probe": {"interval_s": INTERVAL_S, **prober.stats},
         }

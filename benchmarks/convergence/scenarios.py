@@ -13,7 +13,7 @@ from benchmarks.convergence.context import Bench, pairs_of
 from benchmarks.convergence.machine import cpu_sample, phase_cpu
 from benchmarks.convergence.timeline import timeline
 from benchmarks.convergence.vms import Vm, plug_all_at_once
-from benchmarks.probe_icmp import INTERVAL_S
+from benchmarks.probe_icmp import INTERVAL_S, ProbeVm
 
 WINDOW_ECHOES = 5
 WINDOW_LINGER_S = 0.2
@@ -106,15 +106,30 @@ def add_vm(bench: Bench, vms: list[Vm], extra: Vm) -> dict[str, Any]:
     pairs = [(extra.probe, p.probe) for p in peers] + [(p.probe, extra.probe) for p in peers]
     bench.log(f"binding one more VM ({extra.name} on {extra.state.hypervisor}), "
               f"{len(pairs)} pairs")
-    session = bench.prober.until_answered(pairs)
-    time.sleep(2 * INTERVAL_S)
-    wall0 = time.time()
-    t0, done = plug_all_at_once(bench.lab, {extra.state.hypervisor: [extra]})
-    bench.wait_session(session, f"{extra.name} and its peers to answer")
-    firsts = [f for f in session.first_replies().values() if f is not None]
-    add_vm_s = max(firsts) - t0
-    bench.wait_synced()
-    bench.log(f"{extra.name} reachable both ways in {add_vm_s * 1000:.1f} ms")
-    return {"add_vm_s": round(add_vm_s, 4), "vm": extra.name,
+    plugged = plug_until_answered(bench, extra, pairs, f"{extra.name} and its peers to answer")
+    bench.log(f"{extra.name} reachable both ways in {plugged.seconds * 1000:.1f} ms")
+    return {"add_vm_s": round(plugged.seconds, 4), "vm": extra.name,
             "hypervisor": extra.state.hypervisor, "pairs": len(pairs),
-            "timeline": timeline(bench.controller_log, wall0, t0, done.values(), firsts)}
+            "timeline": plugged.timeline}
+
+
+@dataclass(frozen=True)
+class Plugged:
+    seconds: float  # from the plug until the last pair's first reply
+    firsts: list[float]  # each pair's first reply (monotonic)
+    timeline: dict[str, Any]
+
+
+def plug_until_answered(bench: Bench, vm: Vm, pairs: list[tuple[ProbeVm, ProbeVm]],
+                        what: str) -> Plugged:
+    """Probe the pairs, plug the VM (t0 just before), until every pair has had a reply."""
+    session = bench.prober.until_answered(pairs)
+    time.sleep(2 * INTERVAL_S)  # the probes (and the VMs' ARP) are running before t0
+    wall0 = time.time()
+    t0, done = plug_all_at_once(bench.lab, {vm.state.hypervisor: [vm]})
+    bench.wait_session(session, what)
+    firsts = [f for f in session.first_replies().values() if f is not None]
+    seconds = max(firsts) - t0
+    bench.wait_synced()
+    return Plugged(seconds, [f - t0 for f in firsts],
+                   timeline(bench.controller_log, wall0, t0, done.values(), firsts))

@@ -14,7 +14,10 @@ class ProbeError(RuntimeError):
 
 @dataclass(frozen=True)
 class ProbeVm:
-    """A VM as the prober sees it. `network` is "tenant/net"; `ttl` marks an incarnation."""
+    """A VM as the prober sees it. `network` is "tenant/net"; `ttl` marks an incarnation.
+    `routed`: the VM as seen from another network, through the sender's gateway; `mac` is
+    then the gateway's, which every routed reply carries, so such replies are told by their
+    source address alone."""
 
     name: str
     netns: str
@@ -22,6 +25,7 @@ class ProbeVm:
     mac: str
     network: str
     ttl: int | None = None
+    routed: bool = False
 
 
 @dataclass(frozen=True)

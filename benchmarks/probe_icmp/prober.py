@@ -225,12 +225,19 @@ class IcmpProber:
         ttl = frame[22]
         if not self.check_mac:
             mac = pair.dst.mac.lower()
+        if pair.dst.routed:  # through the gateway: by address (the MAC is the gateway's)
+            self._count(pair, at, ttl, own=mac != pair.dst.mac.lower() or src_ip != pair.dst.ip)
+            return
         responder = self._vm_by_mac.get(mac) if self.check_mac else pair.src
         if responder is None or responder.network != pair.src.network:
             self.leaks.append(Leak(pair.src.name, pair.dst.name, mac,
                                    responder.name if responder else None, at))
             return
-        if mac != pair.dst.mac.lower() or src_ip != pair.dst.ip:
+        self._count(pair, at, ttl, own=mac != pair.dst.mac.lower() or src_ip != pair.dst.ip)
+
+    @staticmethod
+    def _count(pair: Pair, at: float, ttl: int, own: bool) -> None:
+        if own:
             pair.own_network_replies += 1
             return
         if pair.dst.ttl is not None and ttl != pair.dst.ttl:

@@ -1,7 +1,8 @@
 """Controller at scale: the real DoveController against a fleet of fake OpenFlow switches.
 
     python -m benchmarks.scale --switches N --endpoints E --tenants T [--spread S]
-        [--isolated K1] [--events K] [--rate R] [--timeout S] [--workdir DIR] [--json]
+        [--networks M --rules R] [--isolated K1] [--events K] [--rate R] [--timeout S]
+        [--workdir DIR] [--json]
 
 Why: the targets for 1,000 hypervisors (docs/benchmarks.md, "Controller at scale") are about
 the controller alone: how fast the engine, compiler and reconcilers turn bindings into
@@ -21,7 +22,9 @@ How:
 - The synthetic world: T tenants, each one network (VNIs unique, all on 198.51.100.0/24, a
   documentation range: tenants may overlap); endpoint g belongs to tenant g % T and sits on
   one of the S (`--spread`) hypervisors of that tenant, so a tenant's work touches S
-  switches, not N.
+  switches, not N. With `--networks M --rules R` each tenant has M networks splitting the
+  /24 and R allow rules between them (tcp 5432, udp 8000-8080, icmp, round the networks:
+  routing and stateful rules in the world); endpoint k of a tenant is in its network k % M.
 
 Phases and figures:
 1. osken_encode_per_s: os-ken builds and serializes a typical L2 flow-mod (match in_port,
@@ -52,10 +55,10 @@ this process, waited on), `fleet` (the fake fleet's process and pipe protocol), 
 """
 
 # Names other benchmarks import from here (benchmarks.engine_alone, benchmarks.ovsdb_reports).
-from benchmarks.scale.cli import add_world_options, positive, world_defaults
+from benchmarks.scale.cli import add_world_options, positive, world_defaults, world_problem
 from benchmarks.scale.figures import percentile
 from benchmarks.scale.phases import osken_encode_per_s
 from benchmarks.scale.world import Hypervisors, World
 
 __all__ = ["Hypervisors", "World", "add_world_options", "osken_encode_per_s", "percentile",
-           "positive", "world_defaults"]
+           "positive", "world_defaults", "world_problem"]

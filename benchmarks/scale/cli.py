@@ -19,7 +19,8 @@ from benchmarks.scale.world import SUBNET
 
 def print_text(r: dict[str, Any]) -> None:
     print(f"controller at scale: {r['switches']} switches, {r['endpoints']} endpoints, "
-          f"{r['tenants']} tenants, spread {r['spread']}")
+          f"{r['tenants']} tenants, spread {r['spread']}, {r['networks']} networks and "
+          f"{r['rules']} rules per tenant")
     for key in ("events_per_s", "p50_ms", "p99_ms", "flowmods_per_event", "flowmods_per_s",
                 "cold_start_s", "controller_rss_mb", "osken_encode_per_s", "flows_per_switch",
                 "cpu_s"):
@@ -44,11 +45,29 @@ def add_world_options(p: argparse.ArgumentParser, switches: int) -> None:
     p.add_argument("--endpoints", type=positive, help="initial endpoints (20 x switches)")
     p.add_argument("--tenants", type=positive, help="tenants, one network each (switches/5)")
     p.add_argument("--spread", type=positive, default=20, help="hypervisors per tenant (20)")
+    p.add_argument("--networks", type=positive, default=1,
+                   help="networks per tenant, splitting its /24 (1)")
+    p.add_argument("--rules", type=int, default=0,
+                   help="allow rules per tenant between its networks (0; needs --networks >= 2)")
 
 
 def world_defaults(args: argparse.Namespace) -> None:
     args.endpoints = args.endpoints or 20 * args.switches
     args.tenants = args.tenants or max(1, args.switches // 5)
+
+
+def world_problem(args: argparse.Namespace, per_tenant: int) -> str | None:
+    """Why the options cannot make a world, if they cannot."""
+    if args.rules < 0 or args.rules and args.networks < 2:
+        return "--rules connects networks: give --networks 2 or more (and --rules >= 0)"
+    if args.rules > args.networks * (args.networks - 1):
+        return f"{args.networks} networks have at most {args.networks * (args.networks - 1)} " \
+               "one-way pairs for --rules"
+    room = (SUBNET.num_addresses >> (args.networks - 1).bit_length()) - 3
+    if -(-per_tenant // args.networks) > room:
+        return (f"{per_tenant} endpoints per tenant do not fit {args.networks} network(s) of "
+                f"{room} addresses each: use more --tenants")
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     world_defaults(args)
     events = 2 * args.events + args.isolated
     per_tenant = -(-args.endpoints // args.tenants) + -(-events // args.tenants)
-    if per_tenant > SUBNET.num_addresses - 4:
-        print(f"scale: {per_tenant} endpoints per tenant do not fit {SUBNET} (at most "
-              f"{SUBNET.num_addresses - 4}): use more --tenants", file=sys.stderr)
+    problem = world_problem(args, per_tenant)
+    if problem:
+        print(f"scale: {problem}", file=sys.stderr)
         return 2
     raise_fd_limit(4 * args.switches + 1024)
     with tempfile.TemporaryDirectory(prefix="dove-scale-") as tmp:

@@ -68,7 +68,8 @@ def hostile_beside(args: argparse.Namespace, port: int, workdir: Path,
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches))
+    world = World(args.switches, args.endpoints, args.tenants, min(args.spread, args.switches),
+                  args.networks, args.rules)
     load_start = round(os.getloadavg()[0], 2)  # other work on the machine skews wall times
     baseline = {"osken_encode_per_s": round(osken_encode_per_s()),
                 "osken_bundle_add_per_s": round(osken_encode_per_s(bundled=True))}
@@ -100,7 +101,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {
         "benchmark": "scale", "tls": bool(args.tls), "switches": world.switches,
         "endpoints": world.endpoints,
-        "tenants": world.tenants, "spread": world.spread, "rate": args.rate, **result,
+        "tenants": world.tenants, "spread": world.spread,
+        "networks": world.networks, "rules": world.rules, "rate": args.rate, **result,
         "targets": verdicts(result),
         "ingest": ingested, "cold_start": cold, "isolated": single,
         "paced": paced, "burst": burst, "hostile": attacks,

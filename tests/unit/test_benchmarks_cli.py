@@ -336,3 +336,66 @@ def test_convergence_reports():
     assert rows[0].split()[:3] == ["H", "VMs", "converge"]
     assert rows[1].split()[:4] == ["2", "4", "44.7ms", "39ms"]
     assert rows[2].split()[3] == "-" and rows[2].endswith("(disturbed)")
+
+
+def test_convergence_reports_the_routed_phase_against_ovn():
+    from benchmarks.convergence import report
+
+    result = {**_convergence_result(), "routed_converge_s": 0.0213,
+              "routed_flows_per_hv": {"mean": 78.5, "max": 88, "min": 69}}
+    text = report.render(result)
+    assert "routed_converge_s 21.3 ms   (OVN 23.03: 56-62 ms)" in text
+    assert "routed flows/hv   mean 78.5, max 88   (OVN with ACLs: 1305-1387)" in text
+    assert "routed" not in report.render(_convergence_result())
+
+
+def test_convergence_routed_option():
+    from benchmarks.convergence import cli
+
+    args = cli.build_parser().parse_args(["--hypervisors", "2", "--routed"])
+    assert args.routed and not cli.build_parser().parse_args(["--sweep"]).routed
+
+
+# --- benchmarks.scale's world with routing: networks and rules per tenant -----------------------
+
+def test_scale_world_with_rules_is_a_valid_policy_and_places_endpoints_by_network(tmp_path):
+    from benchmarks.scale.world import World, binding
+    from ryu_dove.policy import load_policy
+
+    world = World(switches=6, endpoints=30, tenants=2, spread=3, networks=3, rules=3)
+    path = tmp_path / "world.yaml"
+    path.write_text(world.policy_yaml())
+    policy = load_policy([str(path)])
+    acme = policy.tenants["t0000"]
+    assert [str(n.subnet) for n in acme.networks.values()] == [
+        "198.51.100.0/26", "198.51.100.64/26", "198.51.100.128/26"]
+    assert [(r.src, r.dst, r.proto) for r in acme.rules] == [
+        ("net", "net1", "tcp"), ("net1", "net2", "udp"), ("net2", "net", "icmp")]
+    vnis = [n.vni for t in policy.tenants.values() for n in t.networks.values()]
+    assert len(set(vnis)) == 6
+    for g in range(30):  # every endpoint inside its own network's subnet, none the gateway
+        ids = dict(binding(world, g).ids)
+        net = policy.network(ids["dove-network"])
+        assert net is not None and net.host_problem(ids["dove-ips"]) is None
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--rules", "3"], "give --networks 2 or more"),
+    (["--networks", "2", "--rules", "3"], "at most 2 one-way pairs"),
+    (["--networks", "4", "--endpoints", "20000", "--tenants", "10"], "do not fit 4 network"),
+])
+def test_scale_refuses_a_world_it_cannot_build(argv, message, capsys):
+    from benchmarks.scale import cli
+
+    assert cli.main(["--switches", "10", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_engine_alone_runs_a_small_world_with_rules(capsys):
+    from benchmarks import engine_alone
+
+    assert engine_alone.main(["--switches", "6", "--tenants", "2", "--spread", "3",
+                              "--networks", "3", "--rules", "3", "--events", "4",
+                              "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["switches_in_sync"] == 6 and result["rules"] == 3
