@@ -127,12 +127,16 @@ def _rule_flows(t: Tenant, rule: Rule, zone: int, priority: int) -> Iterator[Flo
         yield flow(Stage.IN_ACL_STATE, P_SPECIFIC + 100,
                    {"ct_state": ct_state(state), REG_ZONE: zone, "ct_mark": mark},
                    goto=Stage.IN_L3_LOOKUP)
-    base: dict[str, MatchValue] = {"ct_state": ct_state("+trk+new-inv"), REG_ZONE: zone,
-                                   REG_FROM_NETWORK: src.vni, REG_NETWORK: dst.vni,
-                                   "eth_type": _ip(dst)[0]}
-    for match in _protocol_matches(rule, src.subnet.version):
-        yield flow(Stage.IN_ACL_STATE, priority, {**base, **match},
-                   [Ct(commit=True, zone=REG_ZONE, mark=mark)], goto=Stage.IN_L3_LOOKUP)
+    base: dict[str, MatchValue] = {REG_ZONE: zone, REG_FROM_NETWORK: src.vni,
+                                   REG_NETWORK: dst.vni, "eth_type": _ip(dst)[0]}
+    # A new connection the rule allows is committed with its mark. So is an established
+    # one going the opening way whose mark no longer passes (the rule that opened it is
+    # gone): this rule allows it too, so it is kept, re-marked by its next packet.
+    for state in ("+trk+new-inv", "+trk+est-rpl-inv"):
+        for match in _protocol_matches(rule, src.subnet.version):
+            yield flow(Stage.IN_ACL_STATE, priority, {**base, "ct_state": ct_state(state),
+                                                      **match},
+                       [Ct(commit=True, zone=REG_ZONE, mark=mark)], goto=Stage.IN_L3_LOOKUP)
 
 
 def _protocol_matches(rule: Rule, version: int) -> Iterator[dict[str, MatchValue]]:

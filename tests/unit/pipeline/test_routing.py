@@ -120,3 +120,36 @@ def test_removing_a_rule_ends_its_connections_and_adding_it_back_opens_the_path(
     assert fabric.send(WEB1, via_gateway(icmp_echo, WEB1, DB1, 3))  # the other rule stands
     hv1.reload(compile_switch(POLICY, directory, "hv1"))
     assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40010))  # allowed again
+
+
+def test_a_connection_another_rule_allows_outlives_the_rule_that_opened_it() -> None:
+    """Removing the rule that opened a connection cuts it only if no other rule allows it:
+    a remaining rule takes it over (re-marked by its next packet the opening way)."""
+    import dataclasses
+
+    from ryu_dove.pipeline.compiler import compile_switch
+    from ryu_dove.policy import Policy
+    from tests.unit.pipeline.topology import POLICY
+
+    acme = POLICY.tenants["acme"]
+    tcp_rule = next(r for r in acme.rules if r.proto == "tcp")
+    broad = dataclasses.replace(tcp_rule, proto="any", ports=None)
+    both = Policy({**POLICY.tenants, "acme": dataclasses.replace(
+        acme, rules=(*acme.rules, broad))})
+    only_broad = Policy({**POLICY.tenants, "acme": dataclasses.replace(
+        acme, rules=tuple(r for r in (*acme.rules, broad) if r is not tcp_rule))})
+    directory = build_directory()
+    fabric = Fabric(directory, both)
+    hv1 = fabric.switches["hv1"]
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432))  # opened by tcp_rule
+    assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40020))
+    hv1.reload(compile_switch(only_broad, directory, "hv1"))
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432))  # kept, re-marked
+    assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40020))  # and its replies
+    hv1.reload(compile_switch(POLICY, directory, "hv1"))  # broad gone too: tcp_rule only
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432))  # tcp_rule allows it
+    without_tcp = Policy({**POLICY.tenants, "acme": dataclasses.replace(
+        acme, rules=tuple(r for r in acme.rules if r is not tcp_rule))})
+    hv1.reload(compile_switch(without_tcp, directory, "hv1"))
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432)) == []  # nothing does
+    assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40020)) == []
