@@ -125,6 +125,14 @@ def test_a_rule_removed_ends_its_connections_and_put_back_opens_the_path(
         lab.controller_reload()
         while not client.stdout.readline().startswith("ok"):  # the same connection again
             assert time.monotonic() - removed < 15, "the connection did not come back"
+        # The rule that opened it goes, a broader one comes: the connection is not cut.
+        policy.write_text(text.replace(TCP_RULE, "      - allow: {from: web, to: db}\n"))
+        lab.controller_reload()
+        swapped = time.monotonic()
+        seen = []
+        while time.monotonic() - swapped < 3.0:
+            seen.append(client.stdout.readline().split()[0])
+        assert "cut" not in seen, f"cut after the rules were swapped: {seen}"
     finally:
         for proc in (server, client):
             if proc is not None:
