@@ -386,8 +386,6 @@ def _endpoint_parts(policy: Policy, directory: Directory, hv: Hypervisor,
     return parts
 
 
-
-
 def _touches_routing(policy: Policy, networks: Collection[str]) -> bool:
     """Does a change of these networks concern routing (a tenant with rules)?"""
     for key in networks:
