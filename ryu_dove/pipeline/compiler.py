@@ -277,9 +277,11 @@ class Compiler:
             # Identity for the part and hv: comparing hv's tunnels costs O(hypervisors).
             if lookup is None or lookup[0] is not part or lookup[1] is not hv:
                 shared = self._shared_lookup(part)
-                if edits is not None and lookup is not None and lookup[1] is hv and \
-                        routing.amend_lookup(lookup[2], lookup[0], shared, hv.name):
-                    edits.append((("lookup", key), shared.added, shared.removed))
+                amended = None
+                if edits is not None and lookup is not None and lookup[1] is hv:
+                    amended = routing.amend_lookup(lookup[2], lookup[0], shared, hv.name)
+                if amended is not None and lookup is not None and edits is not None:
+                    edits.append((("lookup", key), *amended))
                     lookup = cache[("lookup", key)] = (part, hv, lookup[2])
                 else:
                     lookup = cache[("lookup", key)] = (part, hv, routing.specialise_lookup(

@@ -214,8 +214,11 @@ class SharedLookup:
                     flows[cookie] = added[cookie] = f
                     removed.discard(cookie)
                 winners[ip] = (ep.mac, cookie)
-        return cls(part, flows, winners, old.serial, added, frozenset(removed),
-                   frozenset(ips))
+        # A member that came back unchanged in what the flow says (a new port number) is
+        # neither added nor removed.
+        return cls(part, flows, winners, old.serial,
+                   {c: f for c, f in added.items() if c not in previous.flows},
+                   frozenset(removed), frozenset(ips))
 
     @classmethod
     def _built(cls, part: NetworkPart, previous: SharedLookup | None) -> SharedLookup:
@@ -244,20 +247,21 @@ class SharedLookup:
 
 
 def amend_lookup(flows: dict[int, Flow], built_from: NetworkPart, shared: SharedLookup,
-                 hv: str) -> bool:
+                 hv: str) -> tuple[dict[int, Flow], list[int]] | None:
     """Bring `flows` (hv's specialise_lookup() of the lookup built from `built_from`) to
     `shared` in place, if that is exact: `shared` is the next lookup after it, hv's own
     members are the same and none of their addresses changed hands (their flows are local,
-    not the shared ones). False, and `flows` untouched, otherwise."""
+    not the shared ones). Returns what was added and removed; None, and `flows` untouched,
+    when it is not exact."""
     local = shared.part.local.get(hv, ())
     if shared.base != built_from.serial or local != built_from.local.get(hv, ()):
-        return False
+        return None
     if any(ip in shared.changed_ips for ep in local for ip in ep.ips):
-        return False
-    for cookie in shared.removed:
-        flows.pop(cookie, None)
-    flows.update(shared.added)
-    return True
+        return None
+    removed = [c for c in shared.removed if flows.pop(c, None) is not None]
+    added = {c: f for c, f in shared.added.items() if c not in flows}
+    flows.update(added)
+    return added, removed
 
 
 def specialise_lookup(shared: SharedLookup, local: tuple[Endpoint, ...]) -> dict[int, Flow]:

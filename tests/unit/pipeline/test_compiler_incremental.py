@@ -71,13 +71,17 @@ def test_a_part_amended_from_members_that_came_and_went_equals_a_fresh_build() -
 
 
 def apply_step(directory: MemoryDirectory, op: str, ep: Endpoint, hv: str) -> None:
-    """One change: ep put on hv, hv's first endpoint dropped, or hv's tunnels re-created."""
+    """One change: ep put on hv, hv's first endpoint dropped, hv's VM ports renumbered (the
+    same endpoints on new ofports), or hv's tunnels re-created."""
     on_hv = list(directory.endpoints_on(hv))
     if op == "put":
         moved = dataclasses.replace(ep, hypervisor=hv, port=f"{ep.port}-{hv}")
         directory.replace_endpoints(hv, [*on_hv, moved])
     elif op == "drop" and on_hv:
         directory.replace_endpoints(hv, on_hv[1:])
+    elif op == "renumber":
+        directory.replace_endpoints(hv, [dataclasses.replace(e, ofport=e.ofport + 10)
+                                         for e in on_hv])
     elif op == "tunnels":  # the tunnel ports were re-created: new ofports
         old = directory.hypervisor(hv)
         assert old is not None
@@ -94,7 +98,7 @@ def follow(mirror: dict[int, Flow], flows: dict[int, Flow], changed: set[int]) -
             del mirror[cookie]
 
 
-changes = st.lists(st.tuples(st.sampled_from(("put", "drop", "tunnels")),
+changes = st.lists(st.tuples(st.sampled_from(("put", "drop", "renumber", "tunnels")),
                              st.sampled_from(ALL), st.sampled_from(HVS)), max_size=12)
 
 
