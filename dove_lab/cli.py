@@ -87,8 +87,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_add_vm(args: argparse.Namespace) -> int:
-    vm = Lab(args.name).add_vm(args.vm, args.hypervisor, args.network, args.ip, args.mac)
-    print(f"VM {vm.name} ({vm.network} {vm.ip} {vm.mac}) plugged on {vm.hypervisor}")
+    vm = Lab(args.name).add_vm(args.vm, args.hypervisor, args.network, args.ip, args.mac,
+                               libvirt=args.libvirt, iface_id=args.iface_id or "")
+    how = f" as libvirt does (iface-id {vm.iface_id or vm.name})" if args.libvirt else ""
+    print(f"VM {vm.name} ({vm.network} {vm.ip} {vm.mac}) plugged on {vm.hypervisor}{how}")
     return 0
 
 
@@ -182,6 +184,10 @@ def _node_commands(add: AddCommand) -> None:
     av.add_argument("--network", required=True, help="tenant/network")
     av.add_argument("--ip", required=True)
     av.add_argument("--mac")
+    av.add_argument("--libvirt", action="store_true",
+                    help="plug the port exactly as libvirt does: iface-id, attached-mac, "
+                         "iface-status and vm-id only; a port mapping in the policy binds it")
+    av.add_argument("--iface-id", help="the port's iface-id (default: the VM's name)")
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
     add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")
     add("del-hypervisor", cmd_del_hv, "the hypervisor leaves the controller (dove-join --leave), "

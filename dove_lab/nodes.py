@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from pathlib import Path
 
 from dove_lab import shell
@@ -130,7 +131,14 @@ def create_vm(vm: VmState, hv_netns: str, vswitch: VSwitch | None = None,
 
 
 def vif_ids(vm: VmState) -> dict[str, str]:
-    return {contract.IFACE_ID: f"{vm.name}", contract.ATTACHED_MAC: vm.mac,
+    """The Interface's external_ids: the binding contract's, or only what libvirt writes
+    (the network then comes from a policy port mapping, docs/policy.md)."""
+    iface_id = vm.iface_id or vm.name
+    if vm.plug == "libvirt":
+        return {contract.IFACE_ID: iface_id, contract.ATTACHED_MAC: vm.mac,
+                contract.IFACE_STATUS: "active",
+                contract.VM_ID: str(uuid.uuid5(uuid.NAMESPACE_URL, f"dove-lab:{vm.netns}"))}
+    return {contract.IFACE_ID: iface_id, contract.ATTACHED_MAC: vm.mac,
             contract.NETWORK: vm.network, contract.IPS: vm.ip}
 
 

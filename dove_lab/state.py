@@ -40,6 +40,10 @@ class VmState:
     mac: str
     netns: str
     port: str
+    # "dove": plugged with the binding contract's keys; "libvirt": as libvirt plugs a port
+    # (iface-id, attached-mac, iface-status, vm-id only), bound by a policy port mapping
+    plug: str = "dove"
+    iface_id: str = ""  # the Interface's iface-id; the VM's name when empty
 
 
 @dataclass

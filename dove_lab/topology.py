@@ -24,7 +24,7 @@ NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,10}$")
 NODE_NAME_HELP = "1-11 characters: a lowercase letter, then lowercase letters, digits or '-'"
 RESERVED_NAMES = frozenset({"underlay"})  # the lab's underlay namespace
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-VM_KEYS = ("name", "hypervisor", "network", "ip", "mac")
+VM_KEYS = ("name", "hypervisor", "network", "ip", "mac", "libvirt", "iface-id")
 TOP_KEYS = ("hypervisors", "vms")
 MAX_HYPERVISORS = 29  # one /27 of the management range per lab (docs/lab.md)
 
@@ -36,6 +36,8 @@ class VmSpec:
     network: str  # "tenant/net"
     ip: str
     mac: str
+    plug: str = "dove"  # or "libvirt" (dove_lab.state.VmState.plug)
+    iface_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,15 @@ class _Checker:
         mac = str(item.get("mac", default_mac(net_key, name))).lower()
         if not MAC.match(mac) or int(mac[:2], 16) & 1:
             self.problem(item, "mac", f"not a unicast MAC address: {item.get('mac')!r}")
+        libvirt, iface_id = item.get("libvirt", False), item.get("iface-id", "")
+        if not isinstance(libvirt, bool):
+            self.problem(item, "libvirt", "libvirt is true (plug as libvirt does) or false")
+        if not isinstance(iface_id, str):
+            self.problem(item, "iface-id", "iface-id is a string")
         if len(self.problems) > before:
             return None
-        return VmSpec(name, hv, net_key, str(ipaddress.ip_address(ip)), mac)
+        return VmSpec(name, hv, net_key, str(ipaddress.ip_address(ip)), mac,
+                      "libvirt" if libvirt else "dove", iface_id)
 
     def check_unique(self, seq: Any, i: int, spec: VmSpec, seen: list[VmSpec]) -> None:
         for other in seen:

@@ -38,4 +38,4 @@ def vm_state(state: LabState, spec: VmSpec, policy: Policy) -> VmState:
     return VmState(name=spec.name, hypervisor=spec.hypervisor, network=spec.network,
                    ip=str(ipaddress.ip_address(spec.ip)), prefixlen=net.subnet.prefixlen,
                    gateway=str(net.gateway), mac=spec.mac, netns=state.names.netns(spec.name),
-                   port=nodes.vif_port(spec.name))
+                   port=nodes.vif_port(spec.name), plug=spec.plug, iface_id=spec.iface_id)

@@ -20,6 +20,10 @@ IFACE_ID = "iface-id"  # the endpoint's unique id (Neutron/OVN use the same key)
 ATTACHED_MAC = "attached-mac"  # the VM's MAC address on this port
 NETWORK = "dove-network"  # "tenant/network", a network of the policy
 IPS = "dove-ips"  # comma-separated addresses of the VM on that network
+# What libvirt and os-vif write besides iface-id and attached-mac; a port with neither
+# dove-network nor a policy port mapping matching its iface-id or vm-id is not ryu_dove's.
+VM_ID = "vm-id"
+IFACE_STATUS = "iface-status"
 
 # external_ids on rows that ryu_dove created; it never touches rows without this mark.
 OWNER = "dove-owner"

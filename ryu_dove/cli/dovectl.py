@@ -47,10 +47,12 @@ def _plural(count: int, noun: str) -> str:
 def _summary(policy: Policy) -> str:
     networks = sum(len(t.networks) for t in policy.tenants.values())
     rules = sum(len(t.rules) for t in policy.tenants.values())
+    ports = sum(len(t.ports) for t in policy.tenants.values())
     counts = ", ".join([
         _plural(len(policy.tenants), "tenant"),
         _plural(networks, "network"),
         _plural(rules, "rule"),
+        *([_plural(ports, "port mapping")] if ports else []),
     ])
     return f"ok: {counts} ({', '.join(policy.sources)})"
 

@@ -31,10 +31,13 @@ class Refusal:
 
 
 def is_vm_port(port: PortInfo) -> bool:
-    return contract.NETWORK in port.ids()
+    """Bound to a network, or possibly by a policy port mapping (libvirt, os-vif)."""
+    ids = port.ids()
+    return contract.NETWORK in ids or contract.IFACE_ID in ids or contract.VM_ID in ids
 
 
-PortMemo = dict[PortInfo, "Endpoint | str"]  # a port as reported -> its endpoint or refusal
+# a port as reported -> its endpoint, its refusal, or None: not ryu_dove's (no mapping)
+PortMemo = dict[PortInfo, "Endpoint | str | None"]
 
 
 def resolve(policy: Policy, directory: Directory, hypervisor: str,
@@ -56,11 +59,12 @@ def resolve(policy: Policy, directory: Directory, hypervisor: str,
     for port in ports:
         if not is_vm_port(port) or port.ofport is None or port.ofport <= 0:
             continue  # not a VM port, or OVS has not numbered it yet
-        ep_or_reason = previous.get(port)
-        if ep_or_reason is None:
-            ep_or_reason = _endpoint(policy, hypervisor, port)
+        ep_or_reason = (previous[port] if port in previous
+                        else _endpoint(policy, hypervisor, port))
         if memo is not None:
             memo[port] = ep_or_reason
+        if ep_or_reason is None:
+            continue
         if isinstance(ep_or_reason, str):
             refused.append(_refusal(hypervisor, port, ep_or_reason))
             continue
@@ -76,10 +80,16 @@ def _refusal(hypervisor: str, port: PortInfo, reason: str) -> Refusal:
     return Refusal(hypervisor, port.name, port.ids().get(contract.IFACE_ID, ""), reason)
 
 
-def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str:
+def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str | None:
     ids = port.ids()
-    key = ids[contract.NETWORK]
-    net = policy.network(key)
+    key = ids.get(contract.NETWORK)
+    if key is None:  # plugged as libvirt and os-vif do: a port mapping may bind it
+        mapped = policy.map_port(ids.get(contract.IFACE_ID, ""), ids.get(contract.VM_ID, ""))
+        if mapped is None or isinstance(mapped, str):
+            return mapped
+        net: Network | None = mapped
+    else:
+        net = policy.network(key)
     if net is None:
         return f"unknown network {key!r} (not in the policy)"
     mac = ids.get(contract.ATTACHED_MAC, "").lower()

@@ -78,9 +78,11 @@ def _common_head(a: tuple[PortInfo, ...], b: tuple[PortInfo, ...]) -> int:
 
 
 def _kind(port: PortInfo) -> str | None:
-    """"vm" for a port bound to a network, "tunnel" for a tunnel port ryu_dove owns."""
+    """"vm" for a port bound to a network or one a policy port mapping may bind (an
+    iface-id or vm-id, as libvirt and os-vif write), "tunnel" for a tunnel port ryu_dove
+    owns."""
     ids = dict(port.external_ids)
-    if contract.NETWORK in ids:
+    if contract.NETWORK in ids or contract.IFACE_ID in ids or contract.VM_ID in ids:
         return "vm"
     if contract.is_owned_tunnel(ids):
         return "tunnel"

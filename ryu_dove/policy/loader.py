@@ -4,8 +4,8 @@ Nothing here stops at the first error: each file is walked completely, the
 cross-file checks (duplicate tenants and VNIs, rule targets) run over all of
 them, and only then is ConfigError raised with the whole list.
 
-The work is split by concern: `sources` (which files), `sections`, `networks` and
-`rules` (the walk of one file), `values` (single values), `crosscheck` (rules
+The work is split by concern: `sources` (which files), `sections`, `networks`, `rules`
+and `port_mappings` (the walk of one file), `values` (single values), `crosscheck` (rules
 across files). The keys allowed at each level are re-exported here.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from ryu_dove.policy.crosscheck import resolve_rules
 from ryu_dove.policy.model import Policy, Tenant
 from ryu_dove.policy.networks import NETWORK_KEYS
+from ryu_dove.policy.port_mappings import PORT_MAPPING_KEYS
 from ryu_dove.policy.rules import ALLOW_KEYS, RULE_KEYS
 from ryu_dove.policy.sections import TENANT_KEYS, TOP_KEYS, read_file
 from ryu_dove.policy.sources import POLICY_SUFFIXES, expand
@@ -26,6 +27,7 @@ __all__ = [
     "ALLOW_KEYS",
     "NETWORK_KEYS",
     "POLICY_SUFFIXES",
+    "PORT_MAPPING_KEYS",
     "RULE_KEYS",
     "TENANT_KEYS",
     "TOP_KEYS",
@@ -49,7 +51,7 @@ def load_policy(paths: Sequence[str]) -> Policy:
     rules = resolve_rules(seen)
     if seen.problems:
         raise ConfigError(seen.problems)
-    tenants = {t.name: Tenant(t.name, t.networks, rules[id(t)], t.where)
+    tenants = {t.name: Tenant(t.name, t.networks, rules[id(t)], t.where, tuple(t.ports))
                for t in seen.tenants.values()}
     return Policy(tenants, tuple(seen.sources))
 

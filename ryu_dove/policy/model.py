@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from types import MappingProxyType
@@ -105,19 +106,47 @@ class Rule:
         return port is not None and self.ports[0] <= port <= self.ports[1]
 
 
+PortKey = Literal["iface-id", "vm-id"]
+PORT_KEYS: tuple[PortKey, ...] = ("iface-id", "vm-id")
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """Bind VM ports whose Interface says only what libvirt or os-vif write (iface-id,
+    attached-mac, vm-id) to a network of the tenant: by `key` equal to `pattern`, or
+    matching it as a glob (`*`, `?`, `[...]`) when it has one of those characters."""
+
+    tenant: str
+    network: str
+    key: PortKey
+    pattern: str
+    where: Where = field(compare=False, repr=False)
+
+    @property
+    def exact(self) -> bool:
+        return not GLOB_CHARS & set(self.pattern)
+
+    def describe(self) -> str:
+        return f"{self.tenant}: {self.key} {self.pattern!r} -> {self.network} ({self.where})"
+
+
 @dataclass(frozen=True)
 class Tenant:
-    """A tenant's networks (by name, sorted) and its rules (in file order)."""
+    """A tenant's networks (by name, sorted), its rules (in file order) and its port
+    mappings (in file order)."""
 
     name: str
     networks: Mapping[str, Network]
     rules: tuple[Rule, ...]
     where: Where = field(compare=False, repr=False)
+    ports: tuple[PortMapping, ...] = ()
 
     def __post_init__(self) -> None:
         # Copy into read-only views so a caller's dict cannot change us later.
         object.__setattr__(self, "networks", _frozen_sorted(self.networks))
         object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "ports", tuple(self.ports))
 
     def __hash__(self) -> int:
         return self._hash
@@ -125,7 +154,7 @@ class Tenant:
     @cached_property
     def _hash(self) -> int:
         # Once: tenants and policies key the compiler's caches, hashed on every lookup.
-        return hash((self.name, tuple(self.networks.items()), self.rules))
+        return hash((self.name, tuple(self.networks.items()), self.rules, self.ports))
 
 
 @dataclass(frozen=True)
@@ -164,6 +193,40 @@ class Policy:
     @cached_property
     def _by_vni(self) -> Mapping[int, Network]:
         return MappingProxyType({net.vni: net for net in self.networks()})
+
+    def map_port(self, iface_id: str, vm_id: str) -> Network | str | None:
+        """The network a port without `dove-network` is bound to by the tenants' port
+        mappings: None when none matches, a reason when the mappings disagree. A mapping
+        of the exact value wins over patterns."""
+        found = []
+        for key, value in (("iface-id", iface_id), ("vm-id", vm_id)):
+            if value:
+                found += self._exact.get((key, value), [])
+        if not found:
+            found = [m for m in self._patterns
+                     if (value := iface_id if m.key == "iface-id" else vm_id)
+                     and fnmatchcase(value, m.pattern)]
+        targets = {(m.tenant, m.network) for m in found}
+        if not targets:
+            return None
+        if len(targets) > 1:
+            return "port mappings disagree: " + "; ".join(m.describe() for m in found)
+        tenant, name = targets.pop()
+        return self.tenants[tenant].networks.get(name) or \
+            f"port mapping to unknown network {tenant}/{name}"
+
+    @cached_property
+    def _exact(self) -> Mapping[tuple[str, str], list[PortMapping]]:
+        index: dict[tuple[str, str], list[PortMapping]] = {}
+        for tenant in self.tenants.values():
+            for m in tenant.ports:
+                if m.exact:
+                    index.setdefault((m.key, m.pattern), []).append(m)
+        return MappingProxyType(index)
+
+    @cached_property
+    def _patterns(self) -> tuple[PortMapping, ...]:
+        return tuple(m for t in self.tenants.values() for m in t.ports if not m.exact)
 
     def rules_between(self, src: Network, dst: Network) -> tuple[Rule, ...]:
         """Rules from ``src`` to ``dst`` (empty across tenants)."""

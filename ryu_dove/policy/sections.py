@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ryu_dove.policy.networks import parse_network
+from ryu_dove.policy.port_mappings import parse_port_mapping
 from ryu_dove.policy.rules import parse_rule
 from ryu_dove.policy.values import describe, name_error
 from ryu_dove.policy.walk import Collected, FileWalk, RawTenant
@@ -12,7 +13,7 @@ from ryu_dove.policy.yamlmarks import load_yaml, mark, value_mark
 
 # The keys allowed at each level; policies/schema.json must agree (tested).
 TOP_KEYS = ("tenants",)
-TENANT_KEYS = ("networks", "policy")
+TENANT_KEYS = ("networks", "policy", "ports")
 
 
 def read_file(seen: Collected, path: str) -> None:
@@ -59,3 +60,9 @@ def _tenant(seen: Collected, f: FileWalk, tenants: dict[Any, Any], name: Any) ->
     rules = f.get(node, "policy", list, "a list of rules like '- allow: {from: a, to: b}'")
     for index in range(len(rules or ())):
         parse_rule(f, rules, index, tenant)
+    ports = f.get(node, "ports", list,
+                  "a list of port mappings like '- {iface-id: \"web-*\", network: web}'")
+    for index in range(len(ports or ())):
+        mapping = parse_port_mapping(f, ports, index, tenant, seen.exact_ports)
+        if mapping is not None:
+            tenant.ports.append(mapping)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ryu_dove.policy.model import IPNetwork, Network, Proto, Where
+from ryu_dove.policy.model import IPNetwork, Network, PortMapping, Proto, Where
 from ryu_dove.policy.values import KINDS, describe, is_kind
 from ryu_dove.policy.yamlmarks import Problem, unknown_key_problem, value_mark
 
@@ -75,6 +75,7 @@ class RawTenant:
     declared: set[str] = field(default_factory=set)
     subnets: list[tuple[str, IPNetwork, Where]] = field(default_factory=list)
     rules: list[RawRule] = field(default_factory=list)
+    ports: list[PortMapping] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Collected:
     tenants: dict[str, RawTenant] = field(default_factory=dict)  # first definition of each name
     parsed: list[RawTenant] = field(default_factory=list)  # every definition, including repeats
     vnis: dict[int, Network] = field(default_factory=dict)
+    exact_ports: dict[tuple[str, str], Where] = field(default_factory=dict)  # mapped ids
 
     def file(self, path: str) -> FileWalk:
         return FileWalk(path, self.problems)

@@ -88,6 +88,7 @@ def _objects(node: Any) -> list[dict[str, Any]]:
         ("/$defs/network", loader.NETWORK_KEYS),
         ("/$defs/rule", loader.RULE_KEYS),
         ("/$defs/allow", loader.ALLOW_KEYS),
+        ("/$defs/port_mapping", loader.PORT_MAPPING_KEYS),
     ],
 )
 def test_schema_and_loader_allow_the_same_keys(where: str, keys: tuple[str, ...]) -> None:
