@@ -209,8 +209,9 @@ class Policy:
         targets = {(m.tenant, m.network) for m in found}
         if not targets:
             return None
-        if len(targets) > 1:
-            return "port mappings disagree: " + "; ".join(m.describe() for m in found)
+        if len(targets) > 1:  # named, a few at most: the reason is shown and logged
+            more = f"; and {len(found) - 4} more" if len(found) > 4 else ""
+            return "port mappings disagree: " + "; ".join(m.describe() for m in found[:4]) + more
         tenant, name = targets.pop()
         return self.tenants[tenant].networks.get(name) or \
             f"port mapping to unknown network {tenant}/{name}"
