@@ -19,6 +19,7 @@ import pytest
 
 from dove_lab import controller_proc
 from dove_lab.lab import Lab
+from dove_lab.ovs_instance import OvsInstance
 from dove_lab.probe import Fate
 from dove_lab.topology import load_topology
 from ovsdb_agent import contract
@@ -86,6 +87,18 @@ def ping_stream(lab: Lab, seconds: float) -> Iterator[dict[str, object]]:
     lost = sorted(set(range(1, sent + 1)) - answered)
     result.update(sent=sent, received=int(found.group(2)),
                   lost_at_s=[round((seq - 1) * INTERVAL_S, 2) for seq in lost[:20]])
+    if lost:  # say where a packet may have gone, for whoever reads the failure
+        result["ovs_drops"] = {hv.name: datapath_drops(lab.ovs(hv))
+                               for hv in lab.state().hypervisors.values()}
+
+
+def datapath_drops(ovs: OvsInstance) -> list[str]:
+    """OVS's own drop counters that are not zero, and its datapath's lost upcalls."""
+    lines = [line.strip() for line in ovs.appctl("coverage/show").splitlines()
+             if "drop" in line and not line.rstrip().endswith("total: 0")]
+    lines += [line.strip() for line in ovs.appctl("dpctl/show").splitlines()
+              if "lookups" in line]
+    return lines
 
 
 def hypervisor(lab: Lab, name: str) -> dict[str, object]:
