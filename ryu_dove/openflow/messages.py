@@ -52,6 +52,13 @@ OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS, OFPIT_METER = 1, 4, 6
 OFPAT_OUTPUT, OFPAT_DEC_NW_TTL, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 0, 24, 25, 0xFFFF
 OFPP_CONTROLLER = 0xFFFFFFFD
 NX_VENDOR_ID, NXAST_REG_MOVE, NXAST_CONTROLLER, NXAST_CT = 0x00002320, 6, 20, 35
+NXAST_CONTROLLER2 = 37
+NXAC2PT_MAX_LEN, NXAC2PT_REASON, NXAC2PT_METER_ID = 0, 2, 5  # its properties
+OFPT_METER_MOD = 29
+OFPMC_ADD, OFPMC_MODIFY = 0, 1
+OFPMF_PKTPS, OFPMF_BURST = 0x2, 0x4
+OFPMBT_DROP = 1
+OFPM_CONTROLLER = 0xFFFFFFFE  # the bridge's meter for packet-ins without a meter of their own
 NX_CT_F_COMMIT, NX_CT_RECIRC_NONE = 1, 0xFF
 PACKET_IN_REASONS = {"no_match": 0, "action": 1, "invalid_ttl": 2}  # OFPR_*
 OFPMT_OXM = 1
@@ -214,15 +221,45 @@ def _ct(a: Ct) -> bytes:
 
 def _controller(a: Controller) -> bytes:
     """Output to the controller; with a reason other than "action", Nicira's controller
-    action, the only one that carries a reason."""
-    if a.reason == "action":
-        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, OFPP_CONTROLLER, a.max_len)
+    action, the only one that carries a reason; with a meter, Nicira's controller2 (OVS
+    meters only the copy it sends; os-ken cannot encode that property)."""
     reason = PACKET_IN_REASONS.get(a.reason)
     if reason is None:
         raise EncodeError(f"no packet-in reason {a.reason!r} (known: "
                           f"{', '.join(PACKET_IN_REASONS)})")
+    if not 0 <= a.meter_id <= 0xFFFF0000:  # OFPM_MAX: above are the virtual meters
+        raise EncodeError(f"meter id {a.meter_id} is out of range")
+    if a.meter_id:
+        return _controller2(a.max_len, reason, a.meter_id)
+    if a.reason == "action":
+        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, OFPP_CONTROLLER, a.max_len)
     return struct.pack("!HHIHHHBx", OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_CONTROLLER,
                        a.max_len, 0, reason)
+
+
+def _controller2(max_len: int, reason: int, meter_id: int) -> bytes:
+    """NXAST_CONTROLLER2: a 16-byte header, then properties (type, length without padding,
+    value, padded to 8 bytes); OVS's defaults (all of the packet, reason action) left out."""
+    props = b""
+    if max_len != 0xFFFF:
+        props += struct.pack("!HHH2x", NXAC2PT_MAX_LEN, 8, max_len)  # as OVS writes it
+    if reason != PACKET_IN_REASONS["action"]:
+        props += struct.pack("!HHB3x", NXAC2PT_REASON, 5, reason)
+    props += struct.pack("!HHI", NXAC2PT_METER_ID, 8, meter_id)
+    return struct.pack("!HHIH6x", OFPAT_EXPERIMENTER, 16 + len(props), NX_VENDOR_ID,
+                       NXAST_CONTROLLER2) + props
+
+
+def meter_mod(meter_id: int, pktps: int, burst: int, command: int = OFPMC_ADD,
+              xid: int = 0) -> bytes:
+    """A meter of `pktps` packets per second (bursts of `burst`) with one drop band: the
+    kind that caps what a switch punts to the controller."""
+    if not 0 < meter_id <= 0xFFFF0000 and meter_id != OFPM_CONTROLLER:
+        raise EncodeError(f"meter id {meter_id} is out of range")
+    band = struct.pack("!HHII4x", OFPMBT_DROP, 16, pktps, burst)
+    length = 16 + len(band)
+    return struct.pack("!BBHIHHI", OFP_VERSION, OFPT_METER_MOD, length, xid, command,
+                       OFPMF_PKTPS | OFPMF_BURST, meter_id) + band
 
 
 _BUNDLE_ADD = struct.Struct("!IIIxxH")  # experimenter, exp_type, bundle_id, pad, flags

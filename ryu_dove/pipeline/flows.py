@@ -101,13 +101,19 @@ class Meter:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Controller:
-    """Send the packet to the controller (output to OFPP_CONTROLLER), max_len bytes of it."""
+    """Send the packet to the controller (output to OFPP_CONTROLLER), max_len bytes of it.
+    With a meter_id, a copy of the packet goes through that meter on its way to the
+    controller and the packet itself goes on untouched (OVS's controller(meter_id=...);
+    docs/research/punts-ovs-3.1.md). The meter must exist before the flow is added."""
 
     max_len: int = 0xFFE5  # OFPCML_MAX
     reason: str = "action"
+    meter_id: int = 0  # 0: no meter of its own
 
     def __repr__(self) -> str:
-        return f"Controller(max_len={self.max_len!r}, reason={self.reason!r})"
+        # meter_id only when set: the text of flows without one (their cookies) stays as it was
+        meter = f", meter_id={self.meter_id!r}" if self.meter_id else ""
+        return f"Controller(max_len={self.max_len!r}, reason={self.reason!r}{meter})"
 
 
 Action = Output | SetField | Move | Ct | DecTtl | Meter | Controller

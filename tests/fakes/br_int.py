@@ -46,7 +46,8 @@ Beyond lookup and rewrite the switch models:
   instruction before the actions, so a Meter must come first in a flow's actions.
 - controller output: a Delivery to CONTROLLER with the packet as it was at that action (not
   cut to max_len), the reason, and the pipeline fields a packet-in carries (in_port,
-  registers, ct_state...) in its metadata.
+  registers, ct_state...) in its metadata. A Controller with a meter_id passes only its copy
+  through that meter ("meter:<id>" in Fate.drops when it drops it); the packet goes on.
 
 send() returns a packet's whole Fate; process(), outputs() and the others are views of it.
 Each call sends the packet once, so conntrack and meters see it; only trace() is a dry run
@@ -302,6 +303,12 @@ class _Run:
                     return self._drop("invalid_ttl")
             elif isinstance(action, Ct):
                 self._ct(action, copy)
+            elif isinstance(action, Controller) and action.meter_id:
+                # OVS meters only the copy it punts; the packet goes on either way
+                if self._meters.admit(action.meter_id):
+                    _apply(action, copy, self._deliveries)
+                else:
+                    self._drops.append(f"meter:{action.meter_id}")
             else:
                 _apply(action, copy, self._deliveries)
         return True

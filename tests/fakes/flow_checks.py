@@ -123,8 +123,10 @@ def check_conflicts(flows: Iterable[Flow]) -> None:
 def check_meters(flows: Iterable[Flow], meters: Mapping[int, int]) -> None:
     for f in flows:
         for action in f.actions:
-            if isinstance(action, Meter) and action.meter_id not in meters:
-                raise InvalidFlow(f"meter {action.meter_id} does not exist: {f.describe()}")
+            meter = (action.meter_id if isinstance(action, Meter)
+                     else action.meter_id if isinstance(action, Controller) else 0)
+            if meter and meter not in meters:  # OVS would punt unmetered forever
+                raise InvalidFlow(f"meter {meter} does not exist: {f.describe()}")
 
 
 def _action_fields(f: Flow) -> Iterable[str]:

@@ -14,17 +14,22 @@ from ryu_dove.pipeline.flows import Flow, SetField
 OVS_ONLY_FIELDS = frozenset({"nd_reserved", "nd_options_type"})
 
 
-def ovs_reads(message: bytes) -> str:
-    """What OVS makes of a flow-mod: its set-fields of OVS_ONLY_FIELDS as ovs-ofctl prints
-    them (an action it cannot read makes ofp-print fail)."""
+def ovs_actions(message: bytes) -> str:
+    """A flow-mod's actions as OVS reads them (`ovs-ofctl ofp-print`; an action it cannot
+    read makes it fail)."""
     if shutil.which("ovs-ofctl") is None:
         pytest.skip("ovs-ofctl (openvswitch-common) is not installed")
     out = subprocess.run(["ovs-ofctl", "ofp-print", message.hex()], capture_output=True,
                          text=True, check=True, timeout=10).stdout
     if "actions=" not in out:
         raise AssertionError(f"OVS could not read the flow-mod:\n{out}")
-    actions = out.split("actions=", 1)[1].split()[0].split(",")
-    return ",".join(a for a in actions
+    return out.split("actions=", 1)[1].split()[0]
+
+
+def ovs_reads(message: bytes) -> str:
+    """What OVS makes of a flow-mod: its set-fields of OVS_ONLY_FIELDS as ovs-ofctl prints
+    them."""
+    return ",".join(a for a in ovs_actions(message).split(",")
                     if a.startswith("set_field:") and a.split("->")[-1] in OVS_ONLY_FIELDS)
 
 

@@ -530,3 +530,20 @@ def test_a_connection_keeps_the_mark_it_was_committed_with_both_ways() -> None:
     assert [d.port for d in table.send(request, in_port=1).deliveries] == [2]
     (back,) = table.send(reply, in_port=2).deliveries
     assert (back.port, back.metadata["ct_mark"]) == (1, 0xBEEF)
+
+
+def test_a_metered_punt_drops_only_its_copy_and_the_packet_goes_on() -> None:
+    from ryu_dove.pipeline.flows import Controller
+    from ryu_dove.pipeline.stages import Stage
+    from tests.fakes.br_int import CONTROLLER, FakeBrInt, InvalidFlow, arp_request
+
+    punt = flow(Stage.IN_CLASSIFY, 100, {"in_port": 1},
+                [Controller(max_len=128, meter_id=1), Output(2)])
+    switch = FakeBrInt([punt], meters={1: 2})  # 2 per second, and the clock stands still
+    fates = [switch.send(arp_request("02:00:00:00:00:01", "198.51.100.10", "198.51.100.11"),
+                         in_port=1) for _ in range(5)]
+    assert [sorted(d.port for d in f.deliveries) for f in fates] == [
+        sorted([2, CONTROLLER])] * 2 + [[2]] * 3
+    assert fates[4].drops == ("meter:1",)
+    with pytest.raises(InvalidFlow, match="meter 1 does not exist"):
+        FakeBrInt([punt])

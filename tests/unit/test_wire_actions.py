@@ -12,6 +12,7 @@ from ryu_dove.openflow import messages as wire
 from ryu_dove.pipeline.flows import Controller, Ct, DecTtl, Meter, Output, SetField, ct_state, flow
 from ryu_dove.pipeline.stages import Stage
 from tests.fakes import osken_reference as ofencode
+from tests.fakes.ovs_reference import ovs_actions
 from tests.unit.test_wire import DP, osken_bytes
 
 ACL = Stage.IN_PORT_SEC  # any stage will do: encoding does not check the pipeline
@@ -70,3 +71,55 @@ def test_two_meters_or_an_unknown_reason_are_refused() -> None:
         wire.flow_add(flow(ACL, 1, {}, [Meter(1), Meter(2)]))
     with pytest.raises(wire.EncodeError, match="no packet-in reason 'bored'"):
         wire.flow_add(flow(ACL, 1, {}, [Controller(reason="bored")]))
+
+
+# --- punts metered apart from forwarding (docs/research/punts-ovs-3.1.md) -------------------
+
+def test_a_metered_controller_action_is_nicira_controller2_byte_for_byte() -> None:
+    """os-ken's NXActionController2 drops meter_id, so the reference is its generic
+    experimenter action with the body OVS itself writes for controller(max_len=128,
+    meter_id=1) (checked with `ovs-ofctl parse-actions OpenFlow13`)."""
+    from os_ken.ofproto import nicira_ext
+
+    parser = DP.ofproto_parser
+    body = bytes.fromhex("000000000000" "0000000800800000" "0005000800000001")
+    reference = parser.NXActionUnknown(nicira_ext.NXAST_CONTROLLER2, body)
+    f = flow(ACL, 100, {"eth_type": 0x0806}, [Controller(max_len=128, meter_id=1)])
+    theirs = ofencode.flow_add(DP, flow(ACL, 100, {"eth_type": 0x0806}))
+    theirs.instructions = [parser.OFPInstructionActions(DP.ofproto.OFPIT_APPLY_ACTIONS,
+                                                        [reference])]
+    theirs.cookie = f.cookie
+    assert wire.flow_add(f) == osken_bytes(theirs, 0)
+
+
+@pytest.mark.parametrize(("action", "text"), [
+    (Controller(max_len=128, meter_id=1), "controller(max_len=128,meter_id=1)"),
+    (Controller(meter_id=7), "controller(max_len=65509,meter_id=7)"),
+    (Controller(max_len=0xFFFF, reason="no_match", meter_id=3),
+     "controller(reason=no_match,meter_id=3)"),
+])
+def test_ovs_reads_metered_punts_as_written(action: Controller, text: str) -> None:
+    f = flow(ACL, 100, {"eth_type": 0x0806}, [action], goto=Stage.IN_L2_LOOKUP)
+    assert ovs_actions(wire.flow_add(f)) == f"{text},goto_table:{Stage.IN_L2_LOOKUP.table}"
+
+
+def test_a_punt_without_a_meter_keeps_its_encoding_and_its_cookie() -> None:
+    assert repr(Controller(max_len=128)) == "Controller(max_len=128, reason='action')"
+    same_as_osken(flow(ACL, 100, {"eth_type": 0x0806}, [Controller(max_len=128)]))
+
+
+@pytest.mark.parametrize(("meter_id", "command"), [(1, "ADD"), (0xFFFFFFFE, "MODIFY")])
+def test_a_punt_meter_encodes_as_osken_does(meter_id: int, command: str) -> None:
+    parser, ofp = DP.ofproto_parser, DP.ofproto
+    theirs = parser.OFPMeterMod(DP, getattr(ofp, f"OFPMC_{command}"),
+                                ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter_id,
+                                [parser.OFPMeterBandDrop(rate=100, burst_size=50)])
+    ours = wire.meter_mod(meter_id, 100, 50, getattr(wire, f"OFPMC_{command}"), xid=7)
+    assert ours == osken_bytes(theirs, 7)
+
+
+def test_meter_ids_out_of_range_are_refused() -> None:
+    with pytest.raises(wire.EncodeError, match="meter id"):
+        wire.meter_mod(0, 100, 50)
+    with pytest.raises(wire.EncodeError, match="meter id"):
+        wire.flow_add(flow(ACL, 1, {}, [Controller(meter_id=0xFFFFFFFD)]))
