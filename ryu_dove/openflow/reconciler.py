@@ -15,6 +15,12 @@ changed flow has the same match and priority as the one it replaces, so OVS repl
 place and the delete by the old cookie finds nothing; a new flow is in before an old one
 goes. At a thousand switches the replies, not the flow-mods, were the cost.
 
+Before it reads the flows, it makes sure the switch has the meters punts to the controller
+go through (docs/research/punts-ovs-3.1.md): the punt meter every metered Controller action
+names, and the bridge's "controller" meter for any punt without one. A meter is added, or
+modified if the switch has it already, never deleted: OVS binds a punt flow to its meter
+when the flow is added, and a flow naming a missing meter stays unmetered for good.
+
 If the switch reports an error for any message of an update, the reconciler forgets what it
 believed was installed and dumps the flows again: the next diff repairs whatever happened.
 A flow the switch refused is not sent again (that would loop); it stays reported as
@@ -38,6 +44,12 @@ from ryu_dove.pipeline.flows import Flow, is_ours
 LOG = logging.getLogger(__name__)
 XID_BASE = 0x8000_0000  # above os-ken's own xids, so replies are never confused
 SMALL_UPDATE = 64  # flow-mods; after the first sync, a difference this small goes unbundled
+PUNT_METER = 1  # the meter every metered punt names
+# packets per second and burst: what one hypervisor may send to the controller, as punts that
+# name the punt meter, and as any other (the bridge's "controller" meter). Decision: enough
+# for a hypervisor's VMs to announce themselves at boot, far below what the engine takes.
+METERS = {PUNT_METER: (100, 50), messages.OFPM_CONTROLLER: (200, 100)}
+OFPET_METER_MOD_FAILED, OFPMMFC_METER_EXISTS = 12, 1
 
 
 class Phase(Enum):
@@ -77,10 +89,14 @@ class Reconciler:
         self._dump_parts: list[Any] = []
         self._update: _Update | None = None  # the update in flight, bundled or not
         self._synced = False  # a first difference since the last read of the switch went in
+        self._meter_xids: dict[int, int] = {}  # meter-mods in flight -> their meter id
+        self.meters_failed: set[int] = set()  # meters the switch would not take
 
     # --- inputs -----------------------------------------------------------------------
 
     def start(self) -> None:
+        for meter_id in METERS:
+            self._send_meter(meter_id, messages.OFPMC_ADD)
         self._dump()
 
     def set_desired(self, flows: Mapping[int, Flow] | Iterable[Flow]) -> None:
@@ -155,6 +171,10 @@ class Reconciler:
 
     def on_error(self, msg: Any) -> bool:
         """Handle an OpenFlow error if it answers one of our messages; True if it did."""
+        meter_id = self._meter_xids.pop(msg.xid, None)
+        if meter_id is not None:
+            self._meter_refused(meter_id, msg)
+            return True
         b = self._update
         if b is None or not b.owns(msg.xid):
             return False
@@ -254,6 +274,22 @@ class Reconciler:
 
     def _xid(self) -> int:
         return next(self._xids) & 0xFFFF_FFFF
+
+    def _send_meter(self, meter_id: int, command: int) -> None:
+        xid = self._xid()
+        if len(self._meter_xids) > 4 * len(METERS):  # answered ones never come back here
+            self._meter_xids.clear()
+        self._meter_xids[xid] = meter_id
+        pktps, burst = METERS[meter_id]
+        self._send_bytes(messages.meter_mod(meter_id, pktps, burst, command, xid))
+
+    def _meter_refused(self, meter_id: int, msg: Any) -> None:
+        if (msg.type, msg.code) == (OFPET_METER_MOD_FAILED, OFPMMFC_METER_EXISTS):
+            self._send_meter(meter_id, messages.OFPMC_MODIFY)  # ours from before: its rate
+            return
+        self.meters_failed.add(meter_id)
+        LOG.error("%s: switch refused meter %#x: type=%s code=%s; punts through it would "
+                  "go unmetered", self.name, meter_id, msg.type, msg.code)
 
     def _dump(self) -> None:
         self.phase = Phase.DUMPING

@@ -21,6 +21,7 @@ from ryu_dove.openflow import replies
 from tests.fakes import switch_messages
 
 OFPT_EXPERIMENTER, OFPT_FLOW_MOD, OFPT_MULTIPART_REQUEST, OFPT_BARRIER_REQUEST = 4, 14, 18, 20
+OFPT_METER_MOD = 29
 HEADER = struct.Struct("!BBHI")
 
 
@@ -62,6 +63,8 @@ class FakeChannel:
     replies: list[tuple[MessageKind, Any]] = field(default_factory=list)  # answers to deliver
     refuse_cookies: set[int] = field(default_factory=set)  # adds that OVS will reject
     identity: str | None = None  # as a TLS connection's certificate would name it
+    meters: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> (pktps, burst)
+    refuse_meters: bool = False  # a switch that takes no meter (OFPMMFC_OUT_OF_METERS)
 
     def __post_init__(self) -> None:
         self.dp = ofproto_protocol.ProtocolDesc(version=ofproto_v1_3.OFP_VERSION)
@@ -98,6 +101,9 @@ class FakeChannel:
             if not self._refused(mod, xid):
                 self._apply(mod)
             return
+        if msg_type == OFPT_METER_MOD:
+            self._meter_mod(msg, xid)
+            return
         if msg_type == OFPT_BARRIER_REQUEST:
             self.sent.append(("barrier", xid))
             self._reply(self.parser.OFPBarrierReply(self.dp), xid)
@@ -115,6 +121,22 @@ class FakeChannel:
             mod = FlowModSeen.parse(inner)
             self.sent.append(("bundle_add", mod))
             self._bundle_add(bundle_id, mod, xid)
+
+    def _meter_mod(self, msg: bytes, xid: int) -> None:
+        """As OVS: add fails if the meter exists, modify if it does not; no reply on success."""
+        command, _flags, meter_id = struct.unpack_from("!HHI", msg, 8)
+        pktps, burst = struct.unpack_from("!II", msg, 20)
+        self.sent.append(("meter_mod", (command, meter_id)))
+        exists = meter_id in self.meters
+        code = (self.ofp.OFPMMFC_OUT_OF_METERS if self.refuse_meters
+                else self.ofp.OFPMMFC_METER_EXISTS if command == self.ofp.OFPMC_ADD and exists
+                else self.ofp.OFPMMFC_UNKNOWN_METER if command == self.ofp.OFPMC_MODIFY
+                and not exists else None)
+        if code is not None:
+            self._reply(self.parser.OFPErrorMsg(self.dp, type_=self.ofp.OFPET_METER_MOD_FAILED,
+                                                code=code, data=msg[:64]), xid)
+            return
+        self.meters[meter_id] = (pktps, burst)
 
     def _answer_dump(self, xid: int) -> None:
         cookies = list(self.table)

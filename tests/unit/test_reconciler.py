@@ -182,7 +182,7 @@ def test_a_change_to_a_flow_not_installed_yet_is_not_deleted():
 
 def test_first_sync_is_a_bundle_and_small_changes_after_it_are_not():
     sw, rec, live = synced(3)
-    assert [k for k, _ in sw.sent if k != "dump"][:1] == ["bundle_ctrl"]
+    assert [k for k, _ in sw.sent if k not in ("dump", "meter_mod")][:1] == ["bundle_ctrl"]
     extra = next(iter(flows(4) - flows(3)))
     live[extra.cookie] = extra
     sent = len(sw.sent)
@@ -215,3 +215,38 @@ def test_a_refused_flow_in_a_small_update_is_reported_and_the_switch_read_again(
     pump(rec, sw)
     assert rec.rejected == {bad.cookie} and rec.stats.resyncs == 1
     assert good.cookie in sw.table and bad.cookie not in sw.table  # the rest went in
+
+
+# --- the meters punts go through (docs/research/punts-ovs-3.1.md) -----------------------------
+
+def test_a_switch_gets_the_punt_meters_before_its_flows_are_read() -> None:
+    from ryu_dove.openflow.reconciler import METERS
+
+    sw = FakeChannel()
+    rec = connected(sw)
+    kinds = [k for k, _ in sw.sent]
+    assert kinds[:len(METERS) + 1] == ["meter_mod"] * len(METERS) + ["dump"]
+    assert sw.meters == dict(METERS) and not rec.meters_failed
+
+
+def test_meters_the_switch_has_already_are_modified_never_deleted() -> None:
+    """A restarted controller: the switch kept its meters (and punt flows bound to them)."""
+    from ryu_dove.openflow import messages
+    from ryu_dove.openflow.reconciler import METERS
+
+    sw = FakeChannel(meters={meter_id: (1, 1) for meter_id in METERS})
+    rec = connected(sw)
+    pump(rec, sw)
+    commands = [cmd for kind, (cmd, _) in (m for m in sw.sent if m[0] == "meter_mod")]
+    assert commands == [messages.OFPMC_ADD] * len(METERS) + [messages.OFPMC_MODIFY] * len(METERS)
+    assert sw.meters == dict(METERS) and not rec.meters_failed
+
+
+def test_a_switch_that_takes_no_meter_is_noted_and_its_flows_still_go_in() -> None:
+    from ryu_dove.openflow.reconciler import METERS
+
+    sw = FakeChannel(refuse_meters=True)
+    rec = connected(sw)
+    rec.set_desired(flows(3))
+    pump(rec, sw)
+    assert rec.meters_failed == set(METERS) and rec.in_sync
