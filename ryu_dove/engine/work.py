@@ -106,13 +106,11 @@ class Work:
             net = policy.network(key)
             if net is None:
                 continue
-            tenant = policy.tenants[net.tenant]
-            for src, dst in routing.connected(tenant):
-                if tenant.networks[dst].key == key:
-                    for name in self.directory.hosting(tenant.networks[src].key):
-                        networks = self._flows.setdefault(name, set())
-                        if networks is not None:
-                            networks.add(key)
+            for src in routing.routing_into(policy.tenants[net.tenant], key):
+                for name in self.directory.hosting(src.key):
+                    networks = self._flows.setdefault(name, set())
+                    if networks is not None:
+                        networks.add(key)
 
     def forget_unused(self, policy: Policy) -> None:
         """Let the compiler drop parts of networks and hypervisors that are gone."""

@@ -58,6 +58,7 @@ OFPT_METER_MOD = 29
 OFPMC_ADD, OFPMC_MODIFY = 0, 1
 OFPMF_PKTPS, OFPMF_BURST = 0x2, 0x4
 OFPMBT_DROP = 1
+OFPM_MAX = 0xFFFF0000  # above are the virtual meters
 OFPM_CONTROLLER = 0xFFFFFFFE  # the bridge's meter for packet-ins without a meter of their own
 NX_CT_F_COMMIT, NX_CT_RECIRC_NONE = 1, 0xFF
 PACKET_IN_REASONS = {"no_match": 0, "action": 1, "invalid_ttl": 2}  # OFPR_*
@@ -227,7 +228,7 @@ def _controller(a: Controller) -> bytes:
     if reason is None:
         raise EncodeError(f"no packet-in reason {a.reason!r} (known: "
                           f"{', '.join(PACKET_IN_REASONS)})")
-    if not 0 <= a.meter_id <= 0xFFFF0000:  # OFPM_MAX: above are the virtual meters
+    if not 0 <= a.meter_id <= OFPM_MAX:
         raise EncodeError(f"meter id {a.meter_id} is out of range")
     if a.meter_id:
         return _controller2(a.max_len, reason, a.meter_id)
@@ -238,8 +239,9 @@ def _controller(a: Controller) -> bytes:
 
 
 def _controller2(max_len: int, reason: int, meter_id: int) -> bytes:
-    """NXAST_CONTROLLER2: a 16-byte header, then properties (type, length without padding,
-    value, padded to 8 bytes); OVS's defaults (all of the packet, reason action) left out."""
+    """NXAST_CONTROLLER2: a 16-byte header, then properties (type, length, value, padded to
+    8 bytes; the lengths as OVS writes them); OVS's defaults (all of the packet, reason
+    action) left out."""
     props = b""
     if max_len != 0xFFFF:
         props += struct.pack("!HHH2x", NXAC2PT_MAX_LEN, 8, max_len)  # as OVS writes it
@@ -254,7 +256,7 @@ def meter_mod(meter_id: int, pktps: int, burst: int, command: int = OFPMC_ADD,
               xid: int = 0) -> bytes:
     """A meter of `pktps` packets per second (bursts of `burst`) with one drop band: the
     kind that caps what a switch punts to the controller."""
-    if not 0 < meter_id <= 0xFFFF0000 and meter_id != OFPM_CONTROLLER:
+    if not 0 < meter_id <= OFPM_MAX and meter_id != OFPM_CONTROLLER:
         raise EncodeError(f"meter id {meter_id} is out of range")
     band = struct.pack("!HHII4x", OFPMBT_DROP, 16, pktps, burst)
     length = 16 + len(band)

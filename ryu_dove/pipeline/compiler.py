@@ -345,9 +345,8 @@ class Compiler:
         sources = self._sources.get(net.key)
         if sources is None:
             found: set[str] = set()
-            for src, dst in routing.connected(t):
-                if t.networks[dst].key == net.key:
-                    found.update(self._checked_part(t.networks[src], directory, checked).hosts)
+            for src in routing.routing_into(t, net.key):
+                found.update(self._checked_part(src, directory, checked).hosts)
             sources = self._sources[net.key] = frozenset(found)
         return sources
 

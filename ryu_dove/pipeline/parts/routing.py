@@ -80,6 +80,13 @@ def connected(tenant: Tenant) -> frozenset[tuple[str, str]]:
 
 
 @lru_cache(maxsize=4096)
+def routing_into(tenant: Tenant, key: str) -> tuple[Network, ...]:
+    """The tenant's networks that route into network `key` (their hosts look it up)."""
+    return tuple(tenant.networks[src] for src, dst in sorted(connected(tenant))
+                 if tenant.networks[dst].key == key)
+
+
+@lru_cache(maxsize=4096)
 def routed_networks(policy: Policy, tenant: str) -> frozenset[str]:
     """The network keys of a tenant that routing touches (empty without rules)."""
     t = policy.tenants.get(tenant)
@@ -191,7 +198,6 @@ class SharedLookup:
         ips = [ip for ep in (*gone, *came) for ip in ep.ips]
         if any(old.claims.get(ip, 0) > 1 or part.claims.get(ip, 0) > 1 for ip in ips):
             return None  # who wins an address may change
-        eth_type, field_name = _ip(part.net)
         flows, winners = dict(previous.flows), dict(previous.winners)
         added: dict[int, Flow] = {}
         removed: set[int] = set()
@@ -206,14 +212,11 @@ class SharedLookup:
             for ip in ep.ips:
                 if (":" in ip) != (part.net.subnet.version == 6):
                     continue
-                cookie = None
-                if ep.hypervisor in keys:
-                    f = _to_remote(part.net.vni, eth_type, field_name, ip, ep.mac,
-                                   keys[ep.hypervisor])
-                    cookie = f.cookie
-                    flows[cookie] = added[cookie] = f
-                    removed.discard(cookie)
-                winners[ip] = (ep.mac, cookie)
+                f = _remote_of(part.net, keys, ep, ip)
+                if f is not None:
+                    flows[f.cookie] = added[f.cookie] = f
+                    removed.discard(f.cookie)
+                winners[ip] = (ep.mac, None if f is None else f.cookie)
         # A member that came back unchanged in what the flow says (a new port number) is
         # neither added nor removed.
         return cls(part, flows, winners, old.serial,
@@ -223,19 +226,16 @@ class SharedLookup:
     @classmethod
     def _built(cls, part: NetworkPart, previous: SharedLookup | None) -> SharedLookup:
         net, keys = part.net, dict(part.keys)
-        eth_type, field_name = _ip(net)
         flows: dict[int, Flow] = {}
         winners: dict[str, tuple[str, int | None]] = {}
         for ep in part.members:
             for ip in ep.ips:
                 if ip in winners or (":" in ip) != (net.subnet.version == 6):
                     continue
-                cookie = None
-                if ep.hypervisor in keys:
-                    f = _to_remote(net.vni, eth_type, field_name, ip, ep.mac,
-                                   keys[ep.hypervisor])
-                    flows[cookie := f.cookie] = f
-                winners[ip] = (ep.mac, cookie)
+                f = _remote_of(net, keys, ep, ip)
+                if f is not None:
+                    flows[f.cookie] = f
+                winners[ip] = (ep.mac, None if f is None else f.cookie)
         if previous is None:
             return cls(part, flows, winners)
         old = previous.winners
@@ -279,6 +279,15 @@ def specialise_lookup(shared: SharedLookup, local: tuple[Endpoint, ...]) -> dict
             f = _to_local(net.vni, eth_type, field, ip, ep.mac, ep.ofport)
             flows[f.cookie] = f
     return flows
+
+
+def _remote_of(net: Network, keys: Mapping[str, int], ep: Endpoint, ip: str) -> Flow | None:
+    """ip's lookup flow towards ep's hypervisor; None while that hypervisor is unknown."""
+    rkey = keys.get(ep.hypervisor)
+    if rkey is None:
+        return None
+    eth_type, field = _ip(net)
+    return _to_remote(net.vni, eth_type, field, ip, ep.mac, rkey)
 
 
 # One flow per (address, where it is): the same on every hypervisor that routes to it, so
