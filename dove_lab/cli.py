@@ -88,8 +88,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_add_vm(args: argparse.Namespace) -> int:
     vm = Lab(args.name).add_vm(args.vm, args.hypervisor, args.network, args.ip, args.mac,
-                               libvirt=args.libvirt, iface_id=args.iface_id or "")
-    how = f" as libvirt does (iface-id {vm.iface_id or vm.name})" if args.libvirt else ""
+                               libvirt=args.libvirt, iface_id=args.iface_id or "",
+                               learn=args.learn)
+    how = f" as libvirt does (iface-id {vm.iface_id or vm.name})" if args.libvirt else (
+        " without dove-ips (its address is learned)" if args.learn else "")
     print(f"VM {vm.name} ({vm.network} {vm.ip} {vm.mac}) plugged on {vm.hypervisor}{how}")
     return 0
 
@@ -187,6 +189,9 @@ def _node_commands(add: AddCommand) -> None:
     av.add_argument("--libvirt", action="store_true",
                     help="plug the port exactly as libvirt does: iface-id, attached-mac, "
                          "iface-status and vm-id only; a port mapping in the policy binds it")
+    av.add_argument("--learn", action="store_true",
+                    help="plug with network and MAC but no dove-ips: the controller learns "
+                         "the address the VM uses (--ip still configures it inside)")
     av.add_argument("--iface-id", help="the port's iface-id (default: the VM's name)")
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
     add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")

@@ -214,12 +214,16 @@ class Lab:
     # --- VMs ---------------------------------------------------------------------------------
 
     def add_vm(self, name: str, hypervisor: str, network: str, ip: str,
-               mac: str | None = None, libvirt: bool = False, iface_id: str = "") -> VmState:
+               mac: str | None = None, libvirt: bool = False, iface_id: str = "",
+               learn: bool = False) -> VmState:
         """Plug a new VM. With `libvirt`, its port carries only what libvirt writes (the
-        policy's port mappings must bind it); `network` and `ip` still configure the VM."""
+        policy's port mappings must bind it); with `learn`, no dove-ips (the controller
+        learns the address); `network` and `ip` still configure the VM."""
+        if libvirt and learn:
+            raise LabError("--libvirt ports learn their addresses already; not both")
         policy = load_policy(self.state().policy)
         spec = VmSpec(name, hypervisor, network, ip, (mac or default_mac(network, name)).lower(),
-                      "libvirt" if libvirt else "dove", iface_id)
+                      "libvirt" if libvirt else "learn" if learn else "dove", iface_id)
         with self._state_lock():
             state = self.state()
             vms.check_new(state, spec, policy)

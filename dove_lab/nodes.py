@@ -138,8 +138,11 @@ def vif_ids(vm: VmState) -> dict[str, str]:
         return {contract.IFACE_ID: iface_id, contract.ATTACHED_MAC: vm.mac,
                 contract.IFACE_STATUS: "active",
                 contract.VM_ID: str(uuid.uuid5(uuid.NAMESPACE_URL, f"dove-lab:{vm.netns}"))}
-    return {contract.IFACE_ID: iface_id, contract.ATTACHED_MAC: vm.mac,
-            contract.NETWORK: vm.network, contract.IPS: vm.ip}
+    ids = {contract.IFACE_ID: iface_id, contract.ATTACHED_MAC: vm.mac,
+           contract.NETWORK: vm.network, contract.IPS: vm.ip}
+    if vm.plug == "learn":  # the controller learns the address from what the VM sends
+        del ids[contract.IPS]
+    return ids
 
 
 def vif_port(vm_name: str) -> str:

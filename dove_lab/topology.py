@@ -24,7 +24,7 @@ NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,10}$")
 NODE_NAME_HELP = "1-11 characters: a lowercase letter, then lowercase letters, digits or '-'"
 RESERVED_NAMES = frozenset({"underlay"})  # the lab's underlay namespace
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-VM_KEYS = ("name", "hypervisor", "network", "ip", "mac", "libvirt", "iface-id")
+VM_KEYS = ("name", "hypervisor", "network", "ip", "mac", "libvirt", "iface-id", "learn")
 TOP_KEYS = ("hypervisors", "vms")
 MAX_HYPERVISORS = 29  # one /27 of the management range per lab (docs/lab.md)
 
@@ -36,7 +36,7 @@ class VmSpec:
     network: str  # "tenant/net"
     ip: str
     mac: str
-    plug: str = "dove"  # or "libvirt" (dove_lab.state.VmState.plug)
+    plug: str = "dove"  # or "libvirt", "learn" (dove_lab.state.VmState.plug)
     iface_id: str = ""
 
 
@@ -161,14 +161,20 @@ class _Checker:
         if not MAC.match(mac) or int(mac[:2], 16) & 1:
             self.problem(item, "mac", f"not a unicast MAC address: {item.get('mac')!r}")
         libvirt, iface_id = item.get("libvirt", False), item.get("iface-id", "")
+        learn = item.get("learn", False)
         if not isinstance(libvirt, bool):
             self.problem(item, "libvirt", "libvirt is true (plug as libvirt does) or false")
+        if not isinstance(learn, bool):
+            self.problem(item, "learn", "learn is true (no dove-ips: the address is learned) "
+                         "or false")
+        elif learn and libvirt is True:
+            self.problem(item, "learn", "a libvirt port learns its addresses already")
         if not isinstance(iface_id, str):
             self.problem(item, "iface-id", "iface-id is a string")
         if len(self.problems) > before:
             return None
         return VmSpec(name, hv, net_key, str(ipaddress.ip_address(ip)), mac,
-                      "libvirt" if libvirt else "dove", iface_id)
+                      "libvirt" if libvirt else "learn" if learn else "dove", iface_id)
 
     def check_unique(self, seq: Any, i: int, spec: VmSpec, seen: list[VmSpec]) -> None:
         for other in seen:

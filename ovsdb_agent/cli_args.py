@@ -47,6 +47,16 @@ def tcp_port(text: str) -> int:
     return int(text)
 
 
+def whole_in(low: int, high: int) -> Callable[[str], int]:
+    """A whole number within low..high, e.g. a limit or an OpenFlow timeout."""
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"not a whole number within {low}..{high}: "
+                                             f"{text!r}")
+        return int(text)
+    return parse
+
+
 def positive_number(text: str) -> float:
     """A number greater than 0, e.g. a timeout."""
     return _number(text, lambda value: value <= 0, "a positive number")

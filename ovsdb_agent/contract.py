@@ -20,6 +20,9 @@ IFACE_ID = "iface-id"  # the endpoint's unique id (Neutron/OVN use the same key)
 ATTACHED_MAC = "attached-mac"  # the VM's MAC address on this port
 NETWORK = "dove-network"  # "tenant/network", a network of the policy
 IPS = "dove-ips"  # comma-separated addresses of the VM on that network
+# Without dove-ips the port learns its addresses from what the VM sends; the controller
+# (and only it) keeps them here, "ip@unix-time" comma-separated, across its restarts.
+LEARNED_IPS = "dove-learned-ips"
 # What libvirt and os-vif write besides iface-id and attached-mac; a port with neither
 # dove-network nor a policy port mapping matching its iface-id or vm-id is not ryu_dove's.
 VM_ID = "vm-id"

@@ -70,9 +70,11 @@ class OvsdbManager:
         self._schema_path = schema_path
         self._lock = threading.Lock()  # guards _pending, shared with callers
         self._pending: dict[str, dict[str, TunnelSpec]] = {}
+        self._learned_pending: dict[str, dict[str, str | None]] = {}
         self._waker: Waker | None = None  # callers wake() it; the thread waits for it
         # Everything below belongs to the manager thread once start() returns.
         self._desired: dict[str, dict[str, TunnelSpec]] = {}  # sticky, by hypervisor name
+        self._learned: dict[str, dict[str, str]] = {}  # hypervisor -> interface -> value
         self._conns: dict[int, OvsdbConnection] = {}
         self._election = WriterElection(self._wake_soon)  # by the names connections report
         self._parties = itertools.count(1)
@@ -130,6 +132,13 @@ class OvsdbManager:
             self._pending[hypervisor] = wanted
         self._wake()
 
+    def set_learned(self, hypervisor: str, values: Mapping[str, str | None]) -> None:
+        """Make these VM interfaces of that hypervisor carry these dove-learned-ips values
+        (None: stop keeping that interface's). Thread-safe; sticky like set_tunnels."""
+        with self._lock:
+            self._learned_pending.setdefault(hypervisor, {}).update(values)
+        self._wake()
+
     # -- thread plumbing
 
     def _wake(self) -> None:
@@ -158,7 +167,7 @@ class OvsdbManager:
         if _WAKER in ready:
             assert self._waker is not None
             self._waker.drain()
-        ready |= self._take_desired()
+        ready |= self._take_desired() | self._take_learned()
         if _LISTENER in ready:
             ready |= self._accept()
         for party in ready:
@@ -182,6 +191,24 @@ class OvsdbManager:
                 n for n in before.keys() | desired.keys() if before.get(n) != desired.get(n)}
             for party in self._election.parties(name):
                 self._conns[party].tunnels.retry_now(changed)
+                touched.add(party)
+        return touched
+
+    def _take_learned(self) -> set[int]:
+        with self._lock:
+            pending, self._learned_pending = self._learned_pending, {}
+        touched: set[int] = set()
+        for name, values in pending.items():
+            kept = self._learned.setdefault(name, {})
+            for iface, value in values.items():
+                if value is None:
+                    kept.pop(iface, None)
+                else:
+                    kept[iface] = value
+            if not kept:
+                del self._learned[name]
+            for party in self._election.parties(name):
+                self._conns[party].learned.look()
                 touched.add(party)
         return touched
 
@@ -254,6 +281,7 @@ class OvsdbManager:
             self._check_txn(conn)
             self._report(conn)
             self._reconcile(conn)
+            self._write_learned(conn)
             self._arm(conn)
         except Exception:
             conn.log.exception("internal error, dropping the connection")
@@ -264,6 +292,7 @@ class OvsdbManager:
         wants = Wants()
         conn.idl.wait(wants)
         conn.tunnels.wait(wants)  # the end of a backoff after a failed transaction
+        conn.learned.wait(wants)
         self._reactor.arm(conn.party, wants)
 
     def _drop(self, conn: OvsdbConnection, reason: str) -> None:
@@ -319,6 +348,8 @@ class OvsdbManager:
             report = replace(report, identity=conn.identity)
         first = conn.report is None
         self._track_name(conn, report.name)
+        if conn.hypervisor in self._learned:
+            conn.learned.look()
         if first:
             self._log_connected(conn, report)
         if report != conn.report:  # a change in columns no report shows is not news
@@ -357,6 +388,15 @@ class OvsdbManager:
         conn.tunnels.write(conn.idl, conn.hypervisor, desired, self._txn_ids)
         self._check_txn(conn)
 
+    def _write_learned(self, conn: OvsdbConnection) -> None:
+        if not (conn.learned.due() and conn.monitoring and conn.hypervisor is not None
+                and self._election.is_writer(conn.hypervisor, conn.party)):
+            return
+        values = self._learned.get(conn.hypervisor)
+        if values:
+            conn.learned.write(conn.idl, values)
+
     def _check_txn(self, conn: OvsdbConnection) -> None:
+        conn.learned.finish()
         if conn.tunnels.finish():
             self._election.txn_finished(conn.hypervisor, conn.party)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ovsdb_agent.idl_snapshot import Snapshots
+from ovsdb_agent.learned_writer import LearnedWriter
 from ovsdb_agent.reports import HypervisorReport
 from ovsdb_agent.tunnel_writer import TunnelWriter
 
@@ -42,10 +43,12 @@ class OvsdbConnection:
     snapshots: Snapshots = field(init=False)
     log: ConnectionLog = field(init=False)
     tunnels: TunnelWriter = field(init=False)
+    learned: LearnedWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = ConnectionLog(self)
         self.tunnels = TunnelWriter(self.log)
+        self.learned = LearnedWriter(self.log)
         self.snapshots = Snapshots(self.peer)
 
     @property

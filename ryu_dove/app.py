@@ -29,6 +29,8 @@ from ryu_dove.engine.loop import Engine, Timing
 from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
 from ryu_dove.engine.settings import DEFAULT_EXPIRY_S
 from ryu_dove.events import OvsdbGone, OvsdbReport
+from ryu_dove.learning.settings import DEFAULT as LEARN
+from ryu_dove.learning.settings import MAX_IDLE_S, LearnSettings
 from ryu_dove.northbound.api import ApiServer
 from ryu_dove.openflow.connection import ECHO_INTERVAL_S
 from ryu_dove.openflow.server import OpenFlowServer
@@ -52,6 +54,10 @@ OPTS = [
     cfg.FloatOpt("echo-interval", default=ECHO_INTERVAL_S,
                  help="seconds of silence before a switch is probed; three of them and it "
                       "is shown unreachable (its flows stay)"),
+    cfg.IntOpt("learn-limit", default=LEARN.limit, min=1, max=64,
+               help="addresses a learning port (no dove-ips) may have learned at once"),
+    cfg.IntOpt("learn-expiry", default=LEARN.idle_s, min=1, max=MAX_IDLE_S,
+               help="seconds a learned address may go unused before it is retired"),
     cfg.StrOpt("state-dir", default=DEFAULT_STATE_DIR,
                help="where each hypervisor's last known state is kept across restarts"),
     cfg.StrOpt("ssl-key", help="the controller's private key (OpenFlow and OVSDB over TLS)"),
@@ -86,7 +92,10 @@ class DoveController(app_manager.OSKenApp):
                              Timing(min_grace_s=conf.startup_grace,
                                     max_grace_s=conf.max_startup_grace,
                                     expiry_s=conf.expiry), io=self.openflow,
-                             saved=self.saved)
+                             saved=self.saved,
+                             learn=LearnSettings(limit=conf.learn_limit,
+                                                 idle_s=conf.learn_expiry),
+                             write_learned=self._set_learned)
         self.engine.restore(self.saved.load())
         kind = "ptcp" if tls is None else "pssl"
         # OVSDB is probed at twice the interval: python-ovs drops a connection after two
@@ -99,6 +108,9 @@ class DoveController(app_manager.OSKenApp):
 
     def _set_tunnels(self, hypervisor: str, desired: Any) -> None:
         self.ovsdb.set_tunnels(hypervisor, desired)
+
+    def _set_learned(self, hypervisor: str, values: Any) -> None:
+        self.ovsdb.set_learned(hypervisor, values)
 
     def start(self) -> Any:
         self.saved.start()

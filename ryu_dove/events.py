@@ -23,7 +23,8 @@ class MessageKind(Enum):
     BUNDLE = "bundle"  # an ONF bundle reply (OPEN or COMMIT)
     BARRIER = "barrier"  # the end of a plain update
     ERROR = "error"  # the switch refused a message
-    PACKET_IN = "packet_in"
+    PACKET_IN = "packet_in"  # a punt: a packet a flow copied to the controller
+    FLOW_REMOVED = "flow_removed"  # a flow with an idle timeout went unused that long
 
 
 @dataclass(frozen=True)

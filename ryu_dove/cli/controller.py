@@ -24,6 +24,8 @@ from typing import Any
 from ovsdb_agent import cli_args, sockets
 from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
 from ryu_dove.engine.settings import DEFAULT_EXPIRY_S
+from ryu_dove.learning.settings import DEFAULT as LEARN
+from ryu_dove.learning.settings import MAX_IDLE_S
 from ryu_dove.openflow.connection import ECHO_INTERVAL_S
 from ryu_dove.policy import check_policy, load_policy
 
@@ -49,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--echo-interval", type=cli_args.positive_number, default=ECHO_INTERVAL_S,
                    help="seconds of silence before a switch is probed; after three it is shown "
                         f"unreachable, its flows untouched ({ECHO_INTERVAL_S})")
+    p.add_argument("--learn-limit", type=cli_args.whole_in(1, 64), default=LEARN.limit,
+                   help="addresses a learning port (no dove-ips) may have learned at once "
+                        f"({LEARN.limit}; docs/learning.md)")
+    p.add_argument("--learn-expiry", type=cli_args.whole_in(1, MAX_IDLE_S),
+                   default=LEARN.idle_s,
+                   help=f"seconds a learned address may go unused before it is retired "
+                        f"({LEARN.idle_s}; at most {MAX_IDLE_S}, an OpenFlow idle timeout)")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                    help="each hypervisor's last known state, kept across restarts "
                         "(default: %(default)s)")
@@ -90,7 +99,9 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
             "--dove-api-port", str(args.api_port),
             "--dove-startup-grace", str(args.startup_grace),
             "--dove-expiry", str(args.expiry), "--dove-echo-interval", str(args.echo_interval),
-            "--dove-state-dir", os.path.abspath(args.state_dir)]
+            "--dove-state-dir", os.path.abspath(args.state_dir),
+            "--dove-learn-limit", str(args.learn_limit),
+            "--dove-learn-expiry", str(args.learn_expiry)]
     for path in args.policy:
         argv += ["--dove-policy", os.path.abspath(path)]
     for name in ("ssl_key", "ssl_cert", "ssl_ca"):

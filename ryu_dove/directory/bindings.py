@@ -9,11 +9,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ovsdb_agent import contract
 from ovsdb_agent.reports import PortInfo
 from ryu_dove.directory import Directory, Endpoint
+from ryu_dove.learning import learned
+from ryu_dove.learning.settings import DEFAULT, LearnSettings
 from ryu_dove.policy import Network, Policy
 
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -42,14 +44,16 @@ PortMemo = dict[PortInfo, "Endpoint | str | None"]
 
 def resolve(policy: Policy, directory: Directory, hypervisor: str,
             ports: Iterable[PortInfo], memo: PortMemo | None = None,
-            ) -> tuple[list[Endpoint], list[Refusal]]:
+            learn: LearnSettings = DEFAULT) -> tuple[list[Endpoint], list[Refusal]]:
     """Endpoints for the VM ports of one hypervisor, and the bindings refused, with why.
 
     Conflicts are judged against endpoints of *other* hypervisors in the directory: the
     address or MAC bound first keeps it (a migrating VM's new port waits until the old one
     is unplugged). `memo` (per hypervisor and policy) holds each port's own verdict from the
     previous report and is replaced by this report's ports: a report re-checks only the
-    ports that changed.
+    ports that changed. A port without dove-ips learns its addresses (`learn`): those it
+    has learned are its addresses, less any another endpoint holds (they stay with the
+    first; the port is not refused for them).
     """
     endpoints: list[Endpoint] = []
     refused: list[Refusal] = []
@@ -60,7 +64,7 @@ def resolve(policy: Policy, directory: Directory, hypervisor: str,
         if not is_vm_port(port) or port.ofport is None or port.ofport <= 0:
             continue  # not a VM port, or OVS has not numbered it yet
         ep_or_reason = (previous[port] if port in previous
-                        else _endpoint(policy, hypervisor, port))
+                        else _endpoint(policy, hypervisor, port, learn))
         if memo is not None:
             memo[port] = ep_or_reason
         if ep_or_reason is None:
@@ -68,6 +72,8 @@ def resolve(policy: Policy, directory: Directory, hypervisor: str,
         if isinstance(ep_or_reason, str):
             refused.append(_refusal(hypervisor, port, ep_or_reason))
             continue
+        if ep_or_reason.learning:
+            ep_or_reason = _unclaimed(directory, ep_or_reason, endpoints, learn)
         reason = _conflict(directory, ep_or_reason, endpoints)
         if reason:
             refused.append(_refusal(hypervisor, port, reason))
@@ -80,7 +86,8 @@ def _refusal(hypervisor: str, port: PortInfo, reason: str) -> Refusal:
     return Refusal(hypervisor, port.name, port.ids().get(contract.IFACE_ID, ""), reason)
 
 
-def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str | None:
+def _endpoint(policy: Policy, hypervisor: str, port: PortInfo,
+              learn: LearnSettings) -> Endpoint | str | None:
     ids = port.ids()
     key = ids.get(contract.NETWORK)
     if key is None:  # plugged as libvirt and os-vif do: a port mapping may bind it
@@ -97,11 +104,34 @@ def _endpoint(policy: Policy, hypervisor: str, port: PortInfo) -> Endpoint | str
         return f"{contract.ATTACHED_MAC} {ids.get(contract.ATTACHED_MAC)!r} is not a unicast MAC"
     if port.ofport is None or not 0 < port.ofport <= MAX_PORT:
         return f"ofport {port.ofport} is not a port a VM can be on"
-    ips = _addresses(net, ids.get(contract.IPS, ""))
+    iface_id = ids.get(contract.IFACE_ID) or port.name
+    if contract.IPS not in ids:  # a learning port
+        entries = learned.parse(ids.get(contract.LEARNED_IPS, ""), net, learn.limit)
+        return Endpoint(net.key, mac, tuple(ip for ip, _ in entries), hypervisor, port.name,
+                        port.ofport, iface_id, learn.idle_s,
+                        tuple(since for _, since in entries), len(entries) < learn.limit)
+    ips = _addresses(net, ids[contract.IPS])
     if isinstance(ips, str):
         return ips
-    iface_id = ids.get(contract.IFACE_ID) or port.name
     return Endpoint(net.key, mac, ips, hypervisor, port.name, port.ofport, iface_id)
+
+
+def _unclaimed(directory: Directory, ep: Endpoint, accepted: list[Endpoint],
+               learn: LearnSettings) -> Endpoint:
+    """A learning endpoint without the learned addresses another endpoint holds."""
+    taken = {ip for other in accepted if other.network == ep.network for ip in other.ips}
+    keep = [i for i, ip in enumerate(ep.ips) if ip not in taken and not _held_elsewhere(
+        directory, ep, ip)]
+    if len(keep) == len(ep.ips):
+        return ep
+    return replace(ep, ips=tuple(ep.ips[i] for i in keep),
+                   learned_at=tuple(ep.learned_at[i] for i in keep),
+                   punt=len(keep) < learn.limit)
+
+
+def _held_elsewhere(directory: Directory, ep: Endpoint, ip: str) -> bool:
+    holder = directory.by_ip(ep.network, ip)
+    return holder is not None and holder.hypervisor != ep.hypervisor
 
 
 def _addresses(net: Network, raw: str) -> tuple[str, ...] | str:

@@ -28,3 +28,12 @@ class Endpoint:
     port: str  # interface name on br-int
     ofport: int
     iface_id: str
+    # A learning port (bound without dove-ips): its addresses are what the VM was seen to
+    # use (ryu_dove.learning), each unused for learn_idle_s retired; 0: declared addresses.
+    learn_idle_s: int = 0
+    learned_at: tuple[int, ...] = ()  # unix time each of `ips` was learned (learning ports)
+    punt: bool = False  # a learning port still learning: new sources go to the controller
+
+    @property
+    def learning(self) -> bool:
+        return self.learn_idle_s > 0

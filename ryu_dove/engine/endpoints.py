@@ -9,27 +9,36 @@ refused (once per change, not once per report).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import replace
 
 from ovsdb_agent.peerlog import RateLimit, printable
 from ovsdb_agent.reports import PortInfo
 from ryu_dove.directory import Directory, Endpoint, bindings
+from ryu_dove.learning.settings import DEFAULT, LearnSettings
 from ryu_dove.policy import Policy
 
 LOG = logging.getLogger(__name__)
 
 
 class EndpointResolver:
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, learn: LearnSettings = DEFAULT) -> None:
         self.directory = directory
+        self.learn = learn
         self.refused: dict[str, list[bindings.Refusal]] = {}  # only hypervisors with refusals
         self._memo: dict[str, bindings.PortMemo] = {}  # per hypervisor, this policy
         self._log = RateLimit(LOG, burst=20)  # per hypervisor: a VM can rename its port fast
 
-    def resolve(self, policy: Policy, name: str, vm_ports: Iterable[PortInfo]) -> set[str]:
-        """Re-derive one hypervisor's endpoints; returns the networks that changed."""
+    def resolve(self, policy: Policy, name: str, vm_ports: Iterable[PortInfo],
+                muted: Collection[str] = ()) -> set[str]:
+        """Re-derive one hypervisor's endpoints (learning ports named in `muted` without
+        their punts); returns the networks that changed."""
         memo = self._memo.setdefault(name, {})
-        endpoints, refused = bindings.resolve(policy, self.directory, name, vm_ports, memo)
+        endpoints, refused = bindings.resolve(policy, self.directory, name, vm_ports, memo,
+                                              self.learn)
+        if muted:
+            endpoints = [replace(e, punt=False) if e.punt and e.port in muted else e
+                         for e in endpoints]
         before = {e.port: e for e in self.directory.endpoints_on(name)}
         changed = self.directory.replace_endpoints(name, endpoints)
         _log_endpoint_changes(name, before, {e.port: e for e in endpoints})

@@ -28,11 +28,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ovsdb_agent.reports import HypervisorReport
-from ryu_dove.directory import Directory
+from ryu_dove.directory import Directory, Endpoint
 from ryu_dove.engine.endpoints import EndpointResolver
 from ryu_dove.engine.fleet import Fleet
 from ryu_dove.engine.gc_policy import GcPolicy
@@ -50,11 +50,21 @@ from ryu_dove.events import (
     SwitchUp,
     ViewRequest,
 )
+from ryu_dove.learning.learner import Learner
+from ryu_dove.learning.settings import DEFAULT as DEFAULT_LEARN
+from ryu_dove.learning.settings import LearnSettings
 from ryu_dove.northbound import views
 from ryu_dove.openflow.reconciler import Phase, Reconciler
+from ryu_dove.openflow.replies import FlowRemoved, PacketIn
+from ryu_dove.pipeline.flows import is_ours
+from ryu_dove.pipeline.parts.port_security import learned_source
+from ryu_dove.pipeline.stages import Stage
 from ryu_dove.policy import Policy
 
 LOG = logging.getLogger(__name__)
+
+LearnedWriter = Callable[[str, Mapping[str, str | None]], None]  # OvsdbManager.set_learned
+OFPRR_IDLE_TIMEOUT = 0
 
 PUMP_S = 0.05  # during a long batch, serve the switch sockets this often
 MAX_BATCH = 10000  # events taken from the queue at once
@@ -66,7 +76,8 @@ class Engine:
     def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
                  timing: Timing | None = None, clock: Callable[[], float] = time.monotonic,
                  io: SwitchIO | None = None, saved: SavedState | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, learn: LearnSettings = DEFAULT_LEARN,
+                 write_learned: LearnedWriter | None = None) -> None:
         self.policy = policy
         self.directory = directory
         self.timing = timing = timing or Timing()
@@ -85,7 +96,9 @@ class Engine:
         self.saved = saved
         self.fleet = Fleet(directory, wall)
         self.wall = wall
-        self.endpoints = EndpointResolver(directory)
+        self.endpoints = EndpointResolver(directory, learn)
+        self.learner = Learner(learn, wall, clock)
+        self._write_learned = write_learned
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
         self.packet_ins = 0
@@ -189,6 +202,9 @@ class Engine:
         for event in events:
             self._handle(event)
             self._pump()
+        for name in self.learner.mute_changes():
+            if name in self.fleet.reports:
+                self._resolve(name)
         self._expire()
         self._maybe_release()
         if self.released:
@@ -248,7 +264,10 @@ class Engine:
 
     def _resolve(self, name: str, depth: int = 0) -> None:
         """Re-derive one hypervisor's endpoints; re-check refusals its changes may lift."""
-        changed = self.endpoints.resolve(self.policy, name, self.fleet.ports[name].vm_ports)
+        ports = self.learner.ports(name, self.fleet.ports[name].vm_ports)
+        for port in self.learner.landed(name):
+            self._write(name, port, None)  # in its OVSDB now, or gone: no more to write
+        changed = self.endpoints.resolve(self.policy, name, ports, self.learner.muted(name))
         if not changed:
             return
         self.work.own(name, changed)
@@ -352,11 +371,14 @@ class Engine:
     def _on_switch_message(self, ev: SwitchMessage) -> None:
         if ev.kind is MessageKind.PACKET_IN:
             self.packet_ins += 1
-            return
         rec = self.reconcilers.get(ev.dpid)
         if rec is None or ev.msg.datapath is not rec.dp:
             return  # a late answer on a connection the switch has since replaced
-        if ev.kind is MessageKind.FLOW_STATS:
+        if ev.kind is MessageKind.PACKET_IN:
+            self._on_punt(ev.dpid, ev.msg)
+        elif ev.kind is MessageKind.FLOW_REMOVED:
+            self._on_flow_removed(rec, ev.dpid, ev.msg)
+        elif ev.kind is MessageKind.FLOW_STATS:
             rec.on_flow_stats(ev.msg)
         elif ev.kind is MessageKind.BUNDLE:
             rec.on_bundle_reply(ev.msg)
@@ -365,6 +387,45 @@ class Engine:
         elif ev.kind is MessageKind.ERROR and not rec.on_error(ev.msg):
             LOG.error("%s: OpenFlow error type=%s code=%s for xid %s", rec.name, ev.msg.type,
                       ev.msg.code, ev.msg.xid)
+
+    # --- learning (ryu_dove.learning) -----------------------------------------------------
+
+    def _on_punt(self, dpid: int, msg: PacketIn) -> None:
+        """A learning port's packet, copied by its port security flows."""
+        if not self.learner.admit(dpid) or msg.in_port is None or not is_ours(msg.cookie) \
+                or (msg.cookie >> 48) & 0xFF != Stage.IN_PORT_SEC.cookie_id:
+            return
+        name = self.fleet.name_of_dpid(dpid)
+        ep = self._endpoint_at(name, msg.in_port) if name is not None else None
+        net = self.policy.network(ep.network) if ep is not None else None
+        if ep is None or net is None:
+            return  # unplugged since, or a late copy
+        value = self.learner.punt(ep, net, self.directory, msg.data)
+        if value is not None:
+            self._write(ep.hypervisor, ep.port, value)
+            self._resolve(ep.hypervisor)
+
+    def _on_flow_removed(self, rec: Reconciler, dpid: int, msg: FlowRemoved) -> None:
+        if msg.reason != OFPRR_IDLE_TIMEOUT or not is_ours(msg.cookie):
+            return  # the controller's own deletes are known already
+        name = self.fleet.name_of_dpid(dpid)
+        for ep in self.directory.endpoints_on(name) if name is not None else ():
+            for ip in ep.ips if ep.learning else ():
+                if learned_source(ep, ip).cookie == msg.cookie:
+                    value = self.learner.retire(ep, ip)
+                    if value is not None:
+                        self._write(ep.hypervisor, ep.port, value)
+                        self._resolve(ep.hypervisor)
+                    rec.lost(msg.cookie, reinstall=value is None)
+                    return
+        rec.lost(msg.cookie, reinstall=True)  # not one we let expire: it must stay
+
+    def _endpoint_at(self, name: str, ofport: int) -> Endpoint | None:
+        return next((e for e in self.directory.endpoints_on(name) if e.ofport == ofport), None)
+
+    def _write(self, hv: str, port: str, value: str | None) -> None:
+        if self._write_learned is not None:
+            self._write_learned(hv, {port: value})
 
     # --- the startup grace ----------------------------------------------------------------
 

@@ -26,7 +26,8 @@ class Collection:
 
 COLLECTIONS: tuple[Collection, ...] = (
     Collection("endpoints",
-               ("network", "mac", "ips", "hypervisor", "port", "ofport", "iface_id"),
+               ("network", "mac", "ips", "hypervisor", "port", "ofport", "iface_id",
+                "addresses", "learned_at"),
                {"network": "network", "hypervisor": "hypervisor"}),
     Collection("hypervisors",
                ("name", "state", "tep_ip", "dpid", "ovsdb", "openflow", "last_heard",

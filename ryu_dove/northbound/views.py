@@ -32,7 +32,8 @@ def build(engine: Engine, section: str | None = None) -> dict[str, Any]:
 
 
 def _endpoints(engine: Engine) -> list[dict[str, Any]]:
-    return [_endpoint(e) for e in engine.directory.endpoints()]
+    limit = engine.learner.settings.limit
+    return [_endpoint(e, limit) for e in engine.directory.endpoints()]
 
 
 def _refused(engine: Engine) -> list[dict[str, Any]]:
@@ -68,9 +69,23 @@ def _controller(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _endpoint(e: Endpoint) -> dict[str, Any]:
+def _endpoint(e: Endpoint, limit: int) -> dict[str, Any]:
     return item("endpoints", e.network, e.mac, list(e.ips), e.hypervisor, e.port, e.ofport,
-                e.iface_id)
+                e.iface_id, _addressing(e, limit), [_utc(t) for t in e.learned_at])
+
+
+def _addressing(e: Endpoint, limit: int) -> str:
+    """declared (dove-ips), learning (from what the VM sends), full (at the limit of
+    learned addresses) or muted (refused claims: not learning for a while)."""
+    if not e.learning:
+        return "declared"
+    if e.punt:
+        return "learning"
+    return "full" if len(e.ips) >= limit else "muted"
+
+
+def _utc(unix: float) -> str:
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _every_switch_in_sync(engine: Engine) -> bool:
@@ -96,7 +111,7 @@ def _last_heard(engine: Engine, name: str) -> str | None:
     heard = engine.wall() if engine.connected(name) else engine.fleet.heard.get(name)
     if heard is None:
         return None
-    return datetime.datetime.fromtimestamp(heard, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc(heard)
 
 
 def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:

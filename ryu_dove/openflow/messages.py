@@ -42,6 +42,7 @@ OFP = ofproto_v1_3
 
 OFP_VERSION = OFP.OFP_VERSION
 OFPT_FLOW_MOD = 14
+OFPFF_SEND_FLOW_REM = 1
 OFPFC_ADD, OFPFC_DELETE = 0, 3
 OFPTT_ALL = 0xFF
 OFPP_ANY, OFPG_ANY = 0xFFFFFFFF, 0xFFFFFFFF
@@ -118,9 +119,12 @@ def flow_add(f: Flow, xid: int = 0) -> bytes:
     """The OFPFC_ADD flow-mod of a flow."""
     match = _match(f.match)
     body = b"".join((match, *_instructions(f)))
+    # A flow that idles out is reported (OFPFF_SEND_FLOW_REM): the switch's use of it is
+    # news to the controller (a learned address unused for that long is retired).
+    flags = OFPFF_SEND_FLOW_REM if f.idle_timeout else 0
     head = _FLOW_MOD.pack(OFP_VERSION, OFPT_FLOW_MOD, _FLOW_MOD.size + len(body), xid,
-                          f.cookie, 0, f.stage.table, OFPFC_ADD, 0, 0, f.priority,
-                          OFP_NO_BUFFER, 0, 0, 0)
+                          f.cookie, 0, f.stage.table, OFPFC_ADD, f.idle_timeout, 0,
+                          f.priority, OFP_NO_BUFFER, 0, 0, flags)
     return head + body
 
 

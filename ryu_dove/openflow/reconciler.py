@@ -40,11 +40,11 @@ from typing import Any
 from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages
 from ryu_dove.pipeline.flows import Flow, is_ours
+from ryu_dove.pipeline.parts.common import PUNT_METER
 
 LOG = logging.getLogger(__name__)
 XID_BASE = 0x8000_0000  # above os-ken's own xids, so replies are never confused
 SMALL_UPDATE = 64  # flow-mods; after the first sync, a difference this small goes unbundled
-PUNT_METER = 1  # the meter every metered punt names
 # packets per second and burst: what one hypervisor may send to the controller, as punts that
 # name the punt meter, and as any other (the bridge's "controller" meter). Decision: enough
 # for a hypervisor's VMs to announce themselves at boot, far below what the engine takes.
@@ -114,6 +114,13 @@ class Reconciler:
         if self._changed is not None:
             self._changed.update(cookies)
         self._push()
+
+    def lost(self, cookie: int, reinstall: bool) -> None:
+        """The switch removed this flow itself (its idle timeout): not installed any more;
+        put back if `reinstall` (the desired state still has it, e.g. nobody retired it)."""
+        self.installed.discard(cookie)
+        if reinstall:
+            self.changed([cookie])
 
     def release(self) -> None:
         """End of the startup grace: from now on the desired state is complete."""

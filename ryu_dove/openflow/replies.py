@@ -28,6 +28,9 @@ _EXPERIMENTER = struct.Struct("!II")  # experimenter id, its message type
 _BUNDLE_CTRL = struct.Struct("!IHH")  # bundle id, control type, flags
 _ERROR = struct.Struct("!HH")
 _PACKET_IN = struct.Struct("!IHBBQHH")  # buffer id, total len, reason, table, cookie, match
+_FLOW_REMOVED = struct.Struct("!QHBB")  # cookie, priority, reason, table (then counters)
+_OXM = struct.Struct("!HBB")  # class, field << 1 | has-mask, payload length
+_OXM_IN_PORT = (0x8000, 0)  # OFPXMC_OPENFLOW_BASIC, OFPXMT_OFB_IN_PORT
 _MAX_DATA = 256  # bytes of a packet-in or error payload kept (logs, later learning)
 
 
@@ -75,10 +78,20 @@ class PacketIn:
     reason: int
     table_id: int
     cookie: int
+    in_port: int | None  # the port the packet came in on (None: the match did not say)
     data: bytes  # the start of the frame
 
 
-Reply = BarrierReply | FlowStatsReply | BundleReply | ErrorReply | PacketIn
+@dataclass(frozen=True, slots=True)
+class FlowRemoved:
+    datapath: Any
+    xid: int
+    cookie: int
+    reason: int  # OFPRR_IDLE_TIMEOUT (0), HARD_TIMEOUT, DELETE, GROUP_DELETE, METER_DELETE
+    table_id: int
+
+
+Reply = BarrierReply | FlowStatsReply | BundleReply | ErrorReply | PacketIn | FlowRemoved
 
 
 def parse(datapath: Any, msg_type: int, xid: int, msg: bytes,
@@ -97,6 +110,8 @@ def parse(datapath: Any, msg_type: int, xid: int, msg: bytes,
         return MessageKind.ERROR, error(datapath, xid, msg)
     if msg_type == OFP.OFPT_PACKET_IN:
         return MessageKind.PACKET_IN, _packet_in(datapath, xid, msg)
+    if msg_type == OFP.OFPT_FLOW_REMOVED:
+        return MessageKind.FLOW_REMOVED, _flow_removed(datapath, xid, msg)
     return None
 
 
@@ -136,11 +151,38 @@ def _bundle_reply(datapath: Any, xid: int, msg: bytes) -> BundleReply | None:
 def _packet_in(datapath: Any, xid: int, msg: bytes) -> PacketIn:
     _need(msg, _HEADER + _PACKET_IN.size, "packet-in")
     _, _, reason, table_id, cookie, _, match_len = _PACKET_IN.unpack_from(msg, _HEADER)
-    data_at = _HEADER + _PACKET_IN.size - 4 + (match_len + 7) // 8 * 8 + 2
+    match_at = _HEADER + _PACKET_IN.size - 4  # the match's own header counts in its length
+    data_at = match_at + (match_len + 7) // 8 * 8 + 2
     if match_len < 4 or data_at > len(msg):
         raise MalformedMessage(f"packet-in with a match of length {match_len} in "
                                f"{len(msg)} bytes")
-    return PacketIn(datapath, xid, reason, table_id, cookie, msg[data_at:][:_MAX_DATA])
+    in_port = _in_port(msg[match_at + 4:match_at + match_len])
+    return PacketIn(datapath, xid, reason, table_id, cookie, in_port,
+                    msg[data_at:][:_MAX_DATA])
+
+
+def _in_port(oxms: bytes) -> int | None:
+    """The in_port among a match's OXM fields; every field's length is checked."""
+    pos, found = 0, None
+    while pos < len(oxms):
+        if len(oxms) - pos < _OXM.size:
+            raise MalformedMessage(f"match ends inside an OXM header at byte {pos}")
+        oxm_class, field, length = _OXM.unpack_from(oxms, pos)
+        if pos + _OXM.size + length > len(oxms):
+            raise MalformedMessage(f"OXM field of length {length} at byte {pos} overruns "
+                                   f"a match of {len(oxms)} bytes")
+        if (oxm_class, field >> 1) == _OXM_IN_PORT:
+            if length != 4 or field & 1:
+                raise MalformedMessage(f"in_port field of length {length}")
+            found = struct.unpack_from("!I", oxms, pos + _OXM.size)[0]
+        pos += _OXM.size + length
+    return found
+
+
+def _flow_removed(datapath: Any, xid: int, msg: bytes) -> FlowRemoved:
+    _need(msg, _HEADER + _FLOW_REMOVED.size, "flow-removed")
+    cookie, _, reason, table_id = _FLOW_REMOVED.unpack_from(msg, _HEADER)
+    return FlowRemoved(datapath, xid, cookie, reason, table_id)
 
 
 def _need(msg: bytes, size: int, what: str) -> None:

@@ -26,7 +26,7 @@ from ryu_dove.pipeline.parts.classify import routed_ingress
 from ryu_dove.pipeline.parts.common import GATEWAY_MAC
 from ryu_dove.pipeline.parts.defaults import DEFAULTS
 from ryu_dove.pipeline.parts.network import NetworkPart
-from ryu_dove.pipeline.parts.port_security import endpoint_flows
+from ryu_dove.pipeline.parts.port_security import LearnScope, endpoint_flows
 from ryu_dove.pipeline.switchflows import PartKey, SwitchFlows
 from ryu_dove.policy import Network, Policy, Tenant
 
@@ -383,7 +383,8 @@ def _endpoint_parts(policy: Policy, directory: Directory, hv: Hypervisor,
     for ep in directory.endpoints_on(hv.name):
         net = policy.network(ep.network)
         if net is not None:
-            parts[("endpoint", ep.port)] = endpoint_flows(ep, net.vni)
+            scope = LearnScope(str(net.subnet), str(net.gateway)) if ep.learning else None
+            parts[("endpoint", ep.port)] = endpoint_flows(ep, net.vni, scope)
     return parts
 
 

@@ -126,6 +126,7 @@ class Flow:
     match: tuple[tuple[str, MatchValue], ...]
     actions: tuple[Action, ...] = ()
     goto: Stage | None = None
+    idle_timeout: int = 0  # seconds unused before the switch removes it and says so (0: never)
     cookie: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -144,7 +145,8 @@ class Flow:
         acts = [_fmt_action(a) for a in self.actions]
         if self.goto is not None:
             acts.append(f"goto:{self.goto.name.lower()}")
-        return (f"{self.stage.name.lower()} prio={self.priority} {m or '*'} "
+        idle = f" idle_timeout={self.idle_timeout}" if self.idle_timeout else ""
+        return (f"{self.stage.name.lower()} prio={self.priority}{idle} {m or '*'} "
                 f"actions={','.join(acts) or 'drop'}")
 
 
@@ -152,9 +154,11 @@ FlowMap = Mapping[int, Flow]  # cookie -> flow: a switch's flows or a part of th
 
 
 def flow(stage: Stage, priority: int, match: Mapping[str, MatchValue] | None = None,
-         actions: Iterable[Action] = (), goto: Stage | None = None) -> Flow:
+         actions: Iterable[Action] = (), goto: Stage | None = None,
+         idle_timeout: int = 0) -> Flow:
     """Build a flow with its match in canonical (sorted) order."""
-    return Flow(stage, priority, tuple(sorted((match or {}).items())), tuple(actions), goto)
+    return Flow(stage, priority, tuple(sorted((match or {}).items())), tuple(actions), goto,
+                idle_timeout)
 
 
 def ct_state(flags: str) -> tuple[int, int]:
@@ -175,6 +179,8 @@ def ct_state(flags: str) -> tuple[int, int]:
 
 def _cookie(f: Flow) -> int:
     text = repr((f.stage.name, f.priority, f.match, f.actions, f.goto and f.goto.name))
+    if f.idle_timeout:  # only then: the cookies of every other flow stay as they were
+        text += f"idle={f.idle_timeout}"
     digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=6).digest(), "big")
     return (OWNER_BYTE << 56) | (f.stage.cookie_id << 48) | digest
 

@@ -33,7 +33,8 @@ def flow_add(dp: Any, f: Flow) -> Any:
         instructions.append(parser.OFPInstructionGotoTable(f.goto.table))
     return parser.OFPFlowMod(dp, cookie=f.cookie, table_id=f.stage.table, priority=f.priority,
                              command=ofp.OFPFC_ADD, match=parser.OFPMatch(**f.match_dict),
-                             instructions=instructions)
+                             instructions=instructions, idle_timeout=f.idle_timeout,
+                             flags=ofp.OFPFF_SEND_FLOW_REM if f.idle_timeout else 0)
 
 
 def flow_delete(dp: Any, cookie: int) -> Any:

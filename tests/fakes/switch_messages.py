@@ -35,3 +35,12 @@ def packet_in(xid: int, data: bytes, reason: int = ofp.OFPR_ACTION, table_id: in
     body = struct.pack("!IHBBQ", ofp.OFP_NO_BUFFER, len(data), reason, table_id, cookie)
     body += match_bytes(match) + b"\x00\x00" + data
     return HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, 8 + len(body), xid) + body
+
+
+def flow_removed(xid: int, cookie: int, reason: int = ofp.OFPRR_IDLE_TIMEOUT,
+                 table_id: int = 0, idle_timeout: int = 0,
+                 match: parser.OFPMatch | None = None) -> bytes:
+    """As OVS sends it when a flow with OFPFF_SEND_FLOW_REM goes (os-ken only parses it)."""
+    body = struct.pack("!QHBBIIHHQQ", cookie, 100, reason, table_id, 1, 0, idle_timeout, 0,
+                       1, 60) + match_bytes(match)
+    return HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_REMOVED, 8 + len(body), xid) + body

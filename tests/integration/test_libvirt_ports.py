@@ -45,11 +45,12 @@ def test_a_port_plugged_as_libvirt_does_lands_in_its_mapped_network(
 
     wait_for(lambda: bool(bound()), 10, "lv1 bound by the port mapping")
     (ep,) = bound()
-    assert (ep["network"], ep["mac"], ep["ips"], ep["hypervisor"]) == (
-        "acme/web", lv.mac, [], "hv2")
+    assert (ep["network"], ep["mac"], ep["hypervisor"], ep["addresses"]) == (
+        "acme/web", lv.mac, "hv2", "learning")
     vms = lab.state().vms
     wait_for(lambda: ping(vms["a1"], lv.ip, timeout=1.0), 10, "a1 -> lv1 across hypervisors")
     assert ping(lv, vms["a1"].ip, timeout=2.0)
+    wait_for(lambda: bound()[0]["ips"] == [lv.ip], 5, "lv1's address learned")
     # A libvirt port no mapping names is not ryu_dove's: not bound, not refused, cut off.
     assert not [e for e in api_get(lab, "endpoints") if e.get("iface_id") == "other-1"]
     assert not [r for r in api_get(lab, "refused") if r.get("iface_id") == "other-1"]

@@ -48,3 +48,23 @@ def test_libvirt_plugging_writes_only_what_libvirt_writes() -> None:
     assert nodes.vif_ids(vm)[contract.VM_ID] == ids[contract.VM_ID]  # stable per VM
     plain = nodes.vif_ids(VmState(**{**vm.__dict__, "plug": "dove", "iface_id": ""}))
     assert plain[contract.NETWORK] == "acme/web" and plain[contract.IFACE_ID] == "vm1"
+
+
+def test_a_learning_vm_is_plugged_without_dove_ips(tmp_path) -> None:
+    topo = load_topology(str(topology(tmp_path, "{name: vm1, hypervisor: hv1, network: "
+                                                "acme/web, ip: 198.51.100.10, learn: true}")),
+                         POLICY)
+    (spec,) = topo.vms
+    assert spec.plug == "learn"
+    vm = VmState("vm1", "hv1", "acme/web", "198.51.100.10", 26, "198.51.100.1",
+                 "02:00:00:00:00:01", "dove-x.vm1", "vif-vm1", plug="learn")
+    ids = nodes.vif_ids(vm)
+    assert contract.IPS not in ids and ids[contract.NETWORK] == "acme/web"
+
+
+def test_learning_and_libvirt_together_are_refused_where_they_are(tmp_path) -> None:
+    path = topology(tmp_path, "{name: vm1, hypervisor: hv1, network: acme/web, "
+                              "ip: 198.51.100.10, libvirt: true, learn: true}")
+    with pytest.raises(ConfigError) as err:
+        load_topology(str(path), POLICY)
+    assert f"{path}:3:" in str(err.value) and "learns its addresses already" in str(err.value)

@@ -15,6 +15,9 @@ IPV6_UNSPECIFIED = "::"
 # Priorities inside a stage: specific before general; 0 is each stage's default.
 P_DEFAULT, P_NORMAL, P_SPECIFIC = 0, 100, 110
 P_ARP_MISS = 10  # under every answer, over the stage's default
+P_LEARN, P_LEARN_PASS = 50, 40  # a learning port: punts of new sources, then the rest
+PUNT_METER = 1  # the OpenFlow meter every punt names (created per switch by the reconciler)
+PUNT_BYTES = 128  # of a punted packet: ARP, or the IP header and an ND message's target
 MEMO = 1 << 18  # distinct flows kept per memoised builder; a miss costs one rebuild
 
 

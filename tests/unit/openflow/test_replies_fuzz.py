@@ -48,6 +48,8 @@ def samples() -> list[bytes]:
                                 data=b"\x04\x0e" + bytes(30))),
         switch_messages.packet_in(7, bytes(range(14)), table_id=20, cookie=5, match=match),
         wire(PARSER.OFPBarrierReply(DP)),
+        switch_messages.flow_removed(7, 0xD0 << 56 | 9, table_id=10, idle_timeout=300,
+                                     match=match),
     ]
 
 
@@ -57,24 +59,32 @@ def parse(buf: bytes):
 
 
 def test_what_os_ken_lays_out_is_read_back() -> None:
-    stats, bundle, error, packet_in, barrier = (parse(b) for b in samples())
+    stats, bundle, error, packet_in, barrier, removed = (parse(b) for b in samples())
     assert stats == (MessageKind.FLOW_STATS,
                      replies.FlowStatsReply(DP, 7, True, (1, 0xD0 << 56, 2**64 - 1)))
     assert bundle == (MessageKind.BUNDLE,
                       replies.BundleReply(DP, 7, 9, ofp.ONF_BCT_COMMIT_REPLY))
     assert error[1].type == ofp.OFPET_BAD_MATCH and error[1].code == ofp.OFPBMC_BAD_FIELD
     assert packet_in[1].table_id == 20 and packet_in[1].data == bytes(range(14))
+    assert packet_in[1].in_port == 3  # read from the match: where a punt came from
     assert barrier == (MessageKind.BARRIER, replies.BarrierReply(DP, 7))
+    assert removed == (MessageKind.FLOW_REMOVED, replies.FlowRemoved(
+        DP, 7, 0xD0 << 56 | 9, ofp.OFPRR_IDLE_TIMEOUT, 10))
 
 
 def test_the_hand_built_layouts_are_what_os_ken_parses() -> None:
     from os_ken.ofproto import ofproto_parser
-    stats, _, _, packet_in, _ = samples()
+    stats, _, _, packet_in, _, _ = samples()
     msg = ofproto_parser.msg(DP, *ofproto_parser.header(stats), stats)
     assert [s.cookie for s in msg.body] == [1, 0xD0 << 56, 2**64 - 1]
     assert msg.flags == ofp.OFPMPF_REPLY_MORE
     msg = ofproto_parser.msg(DP, *ofproto_parser.header(packet_in), packet_in)
     assert (msg.table_id, msg.cookie, msg.data) == (20, 5, bytes(range(14)))
+    assert msg.match["in_port"] == 3
+    removed = samples()[5]
+    msg = ofproto_parser.msg(DP, *ofproto_parser.header(removed), removed)
+    assert (msg.cookie, msg.reason, msg.table_id, msg.idle_timeout) == (
+        0xD0 << 56 | 9, ofp.OFPRR_IDLE_TIMEOUT, 10, 300)
     assert msg.match["in_port"] == 3
 
 
