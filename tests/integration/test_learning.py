@@ -127,3 +127,37 @@ def test_an_address_two_vms_claim_stays_with_the_first(make_lab, write_topology)
     subprocess.run(["ip", "-n", a1.netns, "neigh", "flush", "all"], check=True)
     assert ping(a1, first.ip, timeout=3.0)
     assert neighbour_mac(a1, first.ip) == first.mac
+
+
+def test_an_address_unused_for_the_expiry_is_retired_and_a_new_one_learned(make_lab,
+                                                                            write_topology):
+    lab = make_lab(write_topology(PAIR), controller=True,
+                   controller_args=["--learn-expiry", "2"])
+    wait_in_sync(lab)
+    vm = lab.add_vm("r1", "hv2", "acme/web", "198.51.100.50", learn=True)
+    a1 = lab.state().vms["a1"]
+    assert ping(vm, a1.ip, timeout=3.0)
+    wait_for(lambda: (endpoint(lab, "r1") or {}).get("ips") == [vm.ip], 5, "r1 learned")
+    # The VM moves to another address (DHCP gave it a new lease): learned at once...
+    for argv in (["addr", "flush", "dev", "eth0"],
+                 ["addr", "add", "198.51.100.51/26", "dev", "eth0"],
+                 ["route", "add", "default", "via", "198.51.100.1"]):
+        subprocess.run(["ip", "-n", vm.netns, *argv], check=True)
+    assert ping(vm, a1.ip, timeout=3.0)
+    wait_for(lambda: "198.51.100.51" in (endpoint(lab, "r1") or {}).get("ips", []), 5,
+             "the new address learned")
+    # ...and the old one, unused, is retired when OVS idles its flow out (2 s here), while
+    # the new one, in use, stays.
+    keep_busy = subprocess.Popen(["ip", "netns", "exec", vm.netns, "ping", "-q", "-i", "0.2",
+                                  a1.ip], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (endpoint(lab, "r1") or {}).get("ips") == ["198.51.100.51"], 15,
+                 "the old address retired")
+        wait_for(lambda: learned_value(lab, "r1").startswith("198.51.100.51@")
+                 and "198.51.100.50" not in learned_value(lab, "r1"), 5, "OVSDB says so too")
+        assert not ping(a1, vm.ip, timeout=1.0)
+        assert ping(a1, "198.51.100.51", timeout=3.0)
+        assert (endpoint(lab, "r1") or {}).get("ips") == ["198.51.100.51"]
+    finally:
+        keep_busy.kill()
+        keep_busy.wait()
