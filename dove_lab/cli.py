@@ -96,6 +96,16 @@ def cmd_add_vm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    waits = Lab(args.name).migrate_vm(args.vm, args.to)
+    standby, active = waits["standby_s"], waits["active_s"]
+    done = "" if standby is None or active is None else (
+        f": standing by after {standby * 1000:.0f} ms, active {active * 1000:.0f} ms after "
+        "the switch-over")
+    print(f"VM {args.vm} migrated to {args.to}{done}")
+    return 0
+
+
 def cmd_del_vm(args: argparse.Namespace) -> int:
     Lab(args.name).del_vm(args.vm)
     print(f"VM {args.vm} unplugged and removed")
@@ -194,6 +204,9 @@ def _node_commands(add: AddCommand) -> None:
                          "the address the VM uses (--ip still configures it inside)")
     av.add_argument("--iface-id", help="the port's iface-id (default: the VM's name)")
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
+    mv = add("migrate", cmd_migrate, "live-migrate a VM to another hypervisor (docs/migration.md)")
+    mv.add_argument("vm")
+    mv.add_argument("--to", required=True, metavar="HYPERVISOR")
     add("add-hypervisor", cmd_add_hv, "add and join a hypervisor").add_argument("hypervisor")
     add("del-hypervisor", cmd_del_hv, "the hypervisor leaves the controller (dove-join --leave), "
         "then it, its VMs and its OVS database are removed").add_argument("hypervisor")

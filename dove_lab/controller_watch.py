@@ -123,3 +123,19 @@ def log_tail(state: LabState, lines: int = 15) -> str:
     except OSError:
         return f"(no log at {log})"
     return "Its log ends:\n  " + "\n  ".join(tail)
+
+
+def wait_endpoint(state: LabState, iface_id: str, hypervisor: str, standby: bool,
+                  timeout: float) -> float | None:
+    """Wait until the controller shows iface_id's port on `hypervisor` (standby or active);
+    the seconds it took, or None at the deadline."""
+    started = time.monotonic()
+    while True:
+        seen = _get(state, "endpoints")
+        if isinstance(seen, list) and any(
+                e.get("iface_id") == iface_id and e.get("hypervisor") == hypervisor
+                and e.get("standby") is standby for e in seen):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            return None
+        time.sleep(0.01)

@@ -18,12 +18,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dove_lab import controller_proc, host, hypervisors, nodes, partitions, shell, vms
+from dove_lab import (
+    controller_proc,
+    host,
+    hypervisors,
+    migration,
+    nodes,
+    partitions,
+    shell,
+    vms,
+)
 from dove_lab.controller_watch import (
     API_PORT,
     OFP_PORT,
     api_url,
     wait_connected,
+    wait_endpoint,
     wait_forgotten,
     wait_listening,
 )
@@ -33,6 +43,7 @@ from dove_lab.naming import Addressing, LabNames, check_lab_name
 from dove_lab.ovs_instance import OvsInstance
 from dove_lab.state import LAB_ROOT, HypervisorState, LabState, VmState, lab_dir
 from dove_lab.topology import Topology, VmSpec, default_mac, node_name_problem
+from ovsdb_agent import contract
 from ovsdb_agent.join import leave
 from ovsdb_agent.vswitch import VSwitch
 from ryu_dove.policy import Policy, load_policy
@@ -246,6 +257,45 @@ class Lab:
             nodes.delete_vm(vm, self.vswitch(state.hypervisors[vm.hypervisor]))
             del state.vms[name]
             state.save()
+
+    def migrate_vm(self, name: str, to: str, timeout: float = 10.0) -> dict[str, float | None]:
+        """Move a VM to another hypervisor as a live migration does (dove_lab.migration):
+        plug the destination port, wait (with a controller) until it stands by, switch the
+        VM over and let it announce itself, wait until the move took effect, unplug the
+        source. Returns the seconds each wait took (None: no controller to wait for)."""
+        with self._state_lock():
+            state = self.state()
+            vm = state.vms.get(name)
+            if vm is None:
+                raise LabError(f"no VM {name!r} in lab {self.name!r}")
+            dst, src = state.hypervisors.get(to), state.hypervisors[vm.hypervisor]
+            if dst is None:
+                raise LabError(f"no hypervisor {to!r} in lab {self.name!r}")
+            if dst.name == src.name:
+                raise LabError(f"{name} is on {to} already")
+            iface_id = nodes.vif_ids(vm)[contract.IFACE_ID]
+            migration.prepare(vm, dst.netns, self.vswitch(dst), nodes.vif_ids(vm))
+            waits: dict[str, float | None] = {"standby_s": None, "active_s": None}
+            if state.controller:
+                waits["standby_s"] = self._wait_endpoint(state, iface_id, to, True, timeout)
+            with migration.Announcer(vm) as announce:
+                migration.switch_over(vm, announce)
+            if state.controller:
+                waits["active_s"] = self._wait_endpoint(state, iface_id, to, False, timeout)
+            migration.finish(vm, src.netns, None if src.partitioned else self.vswitch(src))
+            vm.hypervisor = to
+            state.save()
+            return waits
+
+    @staticmethod
+    def _wait_endpoint(state: LabState, iface_id: str, hv: str, standby: bool,
+                       timeout: float) -> float:
+        took = wait_endpoint(state, iface_id, hv, standby, timeout)
+        if took is None:
+            role = "standing by" if standby else "active"
+            raise LabError(f"the controller did not show {iface_id}'s port on {hv} {role} "
+                           f"within {timeout:.0f} s")
+        return took
 
     # --- controller ------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "policies" / "example.yaml"
 NETWORKS = ("acme/web", "globex/web")
-UNPLUG_PLUG, PREPLUGGED = "unplug-then-plug", "preplugged"  # the two kinds of move
+# The kinds of move: unplug then plug a new incarnation; plug it first, then unplug; and a
+# live migration of one VM (dove_lab.migration: standby port, switch-over, announcement).
+UNPLUG_PLUG, PREPLUGGED, LIVE = "unplug-then-plug", "preplugged", "live"
 
 
 class BenchError(RuntimeError):

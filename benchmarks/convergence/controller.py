@@ -69,6 +69,16 @@ def refused_check(api: Api, port: str) -> Check:
     return check
 
 
+def standby_check(api: Api, port: str, hypervisor: str, standby: bool = True) -> Check:
+    """The port is on `hypervisor`, standing by for a migration (or, standby=False, active)."""
+    def check() -> str | None:
+        found = any(e["port"] == port and e["hypervisor"] == hypervisor
+                    and e.get("standby") is standby for e in api.get("endpoints"))
+        role = "standing by" if standby else "active"
+        return None if found else f"{port} is not (yet) {role} on {hypervisor}"
+    return check
+
+
 def endpoints_check(api: Api, ports: set[str]) -> Check:
     def check() -> str | None:
         bound = {e["port"] for e in api.get("endpoints")}

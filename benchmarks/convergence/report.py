@@ -46,7 +46,10 @@ def render(result: dict[str, Any]) -> str:
         "  migrate_s         " + ", ".join(ms(x) for x in result["migrate_s"])
         + f"   (OVN: {OVN_MIGRATE_S[0] * 1000:.0f}-{OVN_MIGRATE_S[1] * 1000:.0f} ms)",
         "    pre-plugged     " + ", ".join(ms(x) for x in result["migrate_preplugged_s"])
-        + "   (destination port plugged first, refused until the old one goes)",
+        + "   (destination port plugged first, standing by until the old one goes)",
+        "    live            " + ", ".join(ms(x) for x in result["migrate_live_s"])
+        + "   (switch-over until active; 20 ms stream lost "
+        + ", ".join(str(n) for n in result["migrate_live_lost"]) + " packets; target <= 1)",
         f"  flows_per_hv      mean {f['mean']}, max {f['max']}   "
         f"(OVN: {OVN_FLOWS[0]}-{OVN_FLOWS[1]})",
         *([f"  DISTURBED         other processes used {result['foreign_cpu_converge_s']} s "
@@ -72,7 +75,8 @@ def _routed_lines(result: dict[str, Any]) -> list[str]:
 
 def render_table(results: list[dict[str, Any]]) -> str:
     head = (f"{'H':>3} {'VMs':>4} {'converge':>9} {'OVN':>6} {'add_vm':>8} "
-            f"{'migrate med/max':>16} {'pre-plugged':>11} {'flows/hv':>9} {'ctl CPU':>8} "
+            f"{'migrate med/max':>16} {'pre-plugged':>11} {'live/lost':>12} {'flows/hv':>9} "
+            f"{'ctl CPU':>8} "
             f"{'ctl RSS':>9} {'leaks':>5}")
     rows = [head]
     for r in results:
@@ -82,6 +86,7 @@ def render_table(results: list[dict[str, Any]]) -> str:
             f"{(f'{bar * 1000:.0f}ms' if bar else '-'):>6} {r['add_vm_s'] * 1000:>6.1f}ms "
             f"{r['migrate_s_median'] * 1000:>8.1f}/{r['migrate_s_max'] * 1000:>5.1f}ms "
             f"{r['migrate_preplugged_s_median'] * 1000:>9.1f}ms "
+            f"{r['migrate_live_s_median'] * 1000:>7.1f}ms/{r['migrate_live_lost_max']:>2} "
             f"{r['flows_per_hv']['mean']:>9} {r['controller_cpu_s']:>7.2f}s "
             f"{r['controller_peak_rss_mb']:>6.1f}MiB {r['leaks']:>5}"
             + ("  (disturbed)" if r["disturbed"] else ""))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.convergence.base import POLICY, PREPLUGGED, UNPLUG_PLUG, BenchError, say
+from benchmarks.convergence.base import LIVE, POLICY, PREPLUGGED, UNPLUG_PLUG, BenchError, say
 from benchmarks.convergence.context import Bench
 from benchmarks.convergence.controller import Api, synced_check, wait_until
 from benchmarks.convergence.machine import Usage, flow_counts, other_labs, proc_usage
@@ -191,10 +191,15 @@ def median(xs: list[float]) -> float | None:
 def move_figures(moves: list[dict[str, Any]]) -> dict[str, Any]:
     migrate = [m["migrate_s"] for m in moves if m["kind"] == UNPLUG_PLUG]
     preplugged = [m["migrate_s"] for m in moves if m["kind"] == PREPLUGGED]
+    live = [m for m in moves if m["kind"] == LIVE]
     return {
         "migrate_s": migrate,
         "migrate_s_median": median(migrate),
         "migrate_s_max": max(migrate),
         "migrate_preplugged_s": preplugged,
         "migrate_preplugged_s_median": median(preplugged),
+        "migrate_live_s": [m["migrate_s"] for m in live],
+        "migrate_live_s_median": median([m["migrate_s"] for m in live]),
+        "migrate_live_lost": [m["stream_lost"] for m in live],
+        "migrate_live_lost_max": max((m["stream_lost"] for m in live), default=None),
     }

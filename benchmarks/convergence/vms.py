@@ -104,6 +104,9 @@ def build_unplugged(vm: Vm, hv_netns: str, neighbours: Iterable[Vm] = ()) -> Non
     # Per interface: a namespace other than the root one has no neigh/default to set (its
     # devices copy the machine-wide defaults, which are not ours to change).
     settings = [f"net.ipv4.neigh.eth0.{s}" for s in ARP_SYSCTLS]
+    # The networks are IPv4: no router solicitations or MLD reports from a pre-plugged
+    # incarnation, which would make its standby port take over before the old one goes.
+    settings.append("net.ipv6.conf.eth0.disable_ipv6=1")
     if vm.ttl is not None:
         settings.insert(0, f"net.ipv4.ip_default_ttl={vm.ttl}")
     nodes.sysctl(st.netns, *settings)

@@ -113,7 +113,8 @@ def directory_from_api(hypervisors: Iterable[Mapping[str, Any]],
         if isinstance(e.get("ofport"), int):
             by_hv.setdefault(str(e["hypervisor"]), []).append(Endpoint(
                 str(e["network"]), str(e["mac"]), tuple(str(ip) for ip in e["ips"]),
-                str(e["hypervisor"]), str(e["port"]), e["ofport"], str(e["iface_id"])))
+                str(e["hypervisor"]), str(e["port"]), e["ofport"], str(e["iface_id"]),
+                standby=e.get("standby") is True))
     for name, eps in by_hv.items():
         if directory.hypervisor(name) is not None:
             directory.replace_endpoints(name, eps)

@@ -36,17 +36,26 @@ class Directory(abc.ABC):
 
     @abc.abstractmethod
     def endpoints(self, network: str | None = None) -> tuple[Endpoint, ...]:
-        """All endpoints, or those of one network, in a stable order."""
+        """All endpoints (standby ports too), or the active ones of one network, in a
+        stable order."""
 
     @abc.abstractmethod
-    def by_mac(self, network: str, mac: str) -> Endpoint | None: ...
+    def by_mac(self, network: str, mac: str) -> Endpoint | None:
+        """The active endpoint with that MAC (a standby port is never found)."""
 
     @abc.abstractmethod
-    def by_ip(self, network: str, ip: str) -> Endpoint | None: ...
+    def by_ip(self, network: str, ip: str) -> Endpoint | None:
+        """The active endpoint with that address."""
 
     def hosting(self, network: str) -> frozenset[str]:
-        """Hypervisors with at least one endpoint in the network."""
-        return frozenset(e.hypervisor for e in self.endpoints(network))
+        """Hypervisors with at least one endpoint in the network (a standby port counts:
+        its hypervisor is made ready for the VM that may move there)."""
+        return frozenset(e.hypervisor for e in self.endpoints() if e.network == network)
+
+    def standby(self, network: str, mac: str) -> tuple[Endpoint, ...]:
+        """The standby ports of a VM being migrated (Endpoint.standby)."""
+        return tuple(e for e in self.endpoints()
+                     if e.standby and (e.network, e.mac) == (network, mac))
 
     def networks_on(self, hypervisor: str) -> frozenset[str]:
         return frozenset(e.network for e in self.endpoints_on(hypervisor))

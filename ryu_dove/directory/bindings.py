@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from ovsdb_agent import contract
@@ -44,7 +44,8 @@ PortMemo = dict[PortInfo, "Endpoint | str | None"]
 
 def resolve(policy: Policy, directory: Directory, hypervisor: str,
             ports: Iterable[PortInfo], memo: PortMemo | None = None,
-            learn: LearnSettings = DEFAULT) -> tuple[list[Endpoint], list[Refusal]]:
+            learn: LearnSettings = DEFAULT, active_at: Mapping[tuple[str, str], str] | None = None,
+            ) -> tuple[list[Endpoint], list[Refusal]]:
     """Endpoints for the VM ports of one hypervisor, and the bindings refused, with why.
 
     Conflicts are judged against endpoints of *other* hypervisors in the directory: the
@@ -53,7 +54,10 @@ def resolve(policy: Policy, directory: Directory, hypervisor: str,
     previous report and is replaced by this report's ports: a report re-checks only the
     ports that changed. A port without dove-ips learns its addresses (`learn`): those it
     has learned are its addresses, less any another endpoint holds (they stay with the
-    first; the port is not refused for them).
+    first; the port is not refused for them). A port with the MAC and iface-id of an
+    endpoint active on another hypervisor is a live migration's standby port (Endpoint.
+    standby), and so is the port of a VM whose move `active_at` ((network, MAC) ->
+    hypervisor) says has taken effect elsewhere.
     """
     endpoints: list[Endpoint] = []
     refused: list[Refusal] = []
@@ -71,6 +75,9 @@ def resolve(policy: Policy, directory: Directory, hypervisor: str,
             continue
         if isinstance(ep_or_reason, str):
             refused.append(_refusal(hypervisor, port, ep_or_reason))
+            continue
+        if _is_standby(directory, hypervisor, ep_or_reason, active_at or {}):
+            endpoints.append(replace(ep_or_reason, standby=True, punt=False))
             continue
         if ep_or_reason.learning:
             ep_or_reason = _unclaimed(directory, ep_or_reason, endpoints, learn)
@@ -114,6 +121,18 @@ def _endpoint(policy: Policy, hypervisor: str, port: PortInfo,
     if isinstance(ips, str):
         return ips
     return Endpoint(net.key, mac, ips, hypervisor, port.name, port.ofport, iface_id)
+
+
+def _is_standby(directory: Directory, hypervisor: str, ep: Endpoint,
+                active_at: Mapping[tuple[str, str], str]) -> bool:
+    """Another hypervisor has this VM's active port (same network, MAC and iface-id), or
+    the VM's move went elsewhere."""
+    where = active_at.get((ep.network, ep.mac))
+    if where is not None:
+        return where != hypervisor
+    holder = directory.by_mac(ep.network, ep.mac)
+    return (holder is not None and holder.hypervisor != hypervisor
+            and holder.iface_id == ep.iface_id)
 
 
 def _unclaimed(directory: Directory, ep: Endpoint, accepted: list[Endpoint],

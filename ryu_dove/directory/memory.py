@@ -25,6 +25,10 @@ class MemoryDirectory(Directory):
         self._sorted: dict[str, tuple[Endpoint, ...]] = {}  # network -> members, ordered
         self._by_mac: dict[tuple[str, str], dict[tuple[str, str], Endpoint]] = {}
         self._by_ip: dict[tuple[str, str], dict[tuple[str, str], Endpoint]] = {}
+        # Standby ports (Endpoint.standby) are on their hypervisor (endpoints_on) and make it
+        # host their network, but no lookup by network, MAC or address finds them.
+        self._standby: dict[tuple[str, str], dict[tuple[str, str], Endpoint]] = {}
+        self._standby_net: dict[str, dict[tuple[str, str], Endpoint]] = {}
 
     def put_hypervisor(self, hv: Hypervisor) -> None:
         self._hvs[hv.name] = hv
@@ -63,6 +67,10 @@ class MemoryDirectory(Directory):
 
     def _index(self, hypervisor: str, e: Endpoint) -> None:
         where = (hypervisor, e.port)
+        if e.standby:
+            self._standby.setdefault((e.network, e.mac), {})[where] = e
+            self._standby_net.setdefault(e.network, {})[where] = e
+            return
         self._by_net.setdefault(e.network, {})[where] = e
         self._by_mac.setdefault((e.network, e.mac), {})[where] = e
         for ip in e.ips:
@@ -70,6 +78,10 @@ class MemoryDirectory(Directory):
 
     def _unindex(self, hypervisor: str, e: Endpoint) -> None:
         where = (hypervisor, e.port)
+        if e.standby:
+            _drop(self._standby, (e.network, e.mac), where)
+            _drop(self._standby_net, e.network, where)
+            return
         _drop(self._by_net, e.network, where)
         _drop(self._by_mac, (e.network, e.mac), where)
         for ip in e.ips:
@@ -92,7 +104,8 @@ class MemoryDirectory(Directory):
         return tuple(sorted(self._by_hv.get(hypervisor, {}).values(), key=_order))
 
     def hosting(self, network: str) -> frozenset[str]:
-        return frozenset(hv for hv, _ in self._by_net.get(network, {}))
+        return frozenset(hv for index in (self._by_net, self._standby_net)
+                         for hv, _ in index.get(network, {}))
 
     def networks_on(self, hypervisor: str) -> frozenset[str]:
         return frozenset(e.network for e in self._by_hv.get(hypervisor, {}).values())
@@ -102,6 +115,9 @@ class MemoryDirectory(Directory):
 
     def by_ip(self, network: str, ip: str) -> Endpoint | None:
         return _first(self._by_ip.get((network, ip)))
+
+    def standby(self, network: str, mac: str) -> tuple[Endpoint, ...]:
+        return tuple(self._standby.get((network, mac), {}).values())
 
 
 def _order(e: Endpoint) -> tuple[str, str, str]:

@@ -33,6 +33,10 @@ class Endpoint:
     learn_idle_s: int = 0
     learned_at: tuple[int, ...] = ()  # unix time each of `ips` was learned (learning ports)
     punt: bool = False  # a learning port still learning: new sources go to the controller
+    # The port of a VM being live-migrated that is not the active one: plugged with the
+    # same MAC and iface-id as the active port on another hypervisor, it takes over when the
+    # VM first speaks on it (docs/migration.md). Known only to its own hypervisor's flows.
+    standby: bool = False
 
     @property
     def learning(self) -> bool:

@@ -9,7 +9,7 @@ refused (once per change, not once per report).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 
 from ovsdb_agent.peerlog import RateLimit, printable
@@ -30,12 +30,13 @@ class EndpointResolver:
         self._log = RateLimit(LOG, burst=20)  # per hypervisor: a VM can rename its port fast
 
     def resolve(self, policy: Policy, name: str, vm_ports: Iterable[PortInfo],
-                muted: Collection[str] = ()) -> set[str]:
+                muted: Collection[str] = (),
+                active_at: Mapping[tuple[str, str], str] | None = None) -> set[str]:
         """Re-derive one hypervisor's endpoints (learning ports named in `muted` without
         their punts); returns the networks that changed."""
         memo = self._memo.setdefault(name, {})
         endpoints, refused = bindings.resolve(policy, self.directory, name, vm_ports, memo,
-                                              self.learn)
+                                              self.learn, active_at)
         if muted:
             endpoints = [replace(e, punt=False) if e.punt and e.port in muted else e
                          for e in endpoints]
@@ -78,5 +79,7 @@ def _log_endpoint_changes(hv: str, before: dict[str, Endpoint],
                  printable(port))
     for port, e in after.items():
         if before.get(port) != e:
-            LOG.info("endpoint %s %s %s on %s port %s", e.network, e.mac, ",".join(e.ips), hv,
-                     printable(port))
+            role = " (standby: a migration's destination, active on its first packet)" \
+                if e.standby else ""
+            LOG.info("endpoint %s %s %s on %s port %s%s", e.network, e.mac, ",".join(e.ips), hv,
+                     printable(port), role)

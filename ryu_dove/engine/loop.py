@@ -10,6 +10,8 @@ controller state. Who does what:
 - Fleet (fleet.py): the hypervisors, from their reports to their leaving;
 - EndpointResolver (endpoints.py): each hypervisor's endpoints from its VM ports;
 - Work (work.py): what the batch touched, recompiled and handed to the reconcilers;
+- Learner (ryu_dove.learning), Moves (moves.py) and PuntHandling (punts.py): addresses
+  learned from the data plane, live migrations, and the packets and expiries behind them;
 - this module: the thread, the batches, dispatch, switch connections and the startup grace.
 
 Restart safety: each hypervisor's last known state is kept on disk (saved_state.py) and
@@ -28,14 +30,16 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ovsdb_agent.reports import HypervisorReport
-from ryu_dove.directory import Directory, Endpoint
+from ryu_dove.directory import Directory
 from ryu_dove.engine.endpoints import EndpointResolver
 from ryu_dove.engine.fleet import Fleet
 from ryu_dove.engine.gc_policy import GcPolicy
+from ryu_dove.engine.moves import Moves
+from ryu_dove.engine.punts import LearnedWriter, PuntHandling
 from ryu_dove.engine.saved_state import SavedHypervisor, SavedState
 from ryu_dove.engine.settings import EngineStats, SwitchIO, Timing
 from ryu_dove.engine.work import TunnelWriter, Work
@@ -55,16 +59,10 @@ from ryu_dove.learning.settings import DEFAULT as DEFAULT_LEARN
 from ryu_dove.learning.settings import LearnSettings
 from ryu_dove.northbound import views
 from ryu_dove.openflow.reconciler import Phase, Reconciler
-from ryu_dove.openflow.replies import FlowRemoved, PacketIn
-from ryu_dove.pipeline.flows import is_ours
-from ryu_dove.pipeline.parts.port_security import learned_source
-from ryu_dove.pipeline.stages import Stage
 from ryu_dove.policy import Policy
 
 LOG = logging.getLogger(__name__)
 
-LearnedWriter = Callable[[str, Mapping[str, str | None]], None]  # OvsdbManager.set_learned
-OFPRR_IDLE_TIMEOUT = 0
 
 PUMP_S = 0.05  # during a long batch, serve the switch sockets this often
 MAX_BATCH = 10000  # events taken from the queue at once
@@ -72,7 +70,7 @@ STALL_S = 60.0  # no batch finished for this long: the engine is stuck (the long
 # a thousand switches is a few seconds)
 
 
-class Engine:
+class Engine(PuntHandling):
     def __init__(self, policy: Policy, directory: Directory, tunnels: TunnelWriter,
                  timing: Timing | None = None, clock: Callable[[], float] = time.monotonic,
                  io: SwitchIO | None = None, saved: SavedState | None = None,
@@ -98,6 +96,7 @@ class Engine:
         self.wall = wall
         self.endpoints = EndpointResolver(directory, learn)
         self.learner = Learner(learn, wall, clock)
+        self.moves = Moves()
         self._write_learned = write_learned
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
@@ -267,16 +266,24 @@ class Engine:
         ports = self.learner.ports(name, self.fleet.ports[name].vm_ports)
         for port in self.learner.landed(name):
             self._write(name, port, None)  # in its OVSDB now, or gone: no more to write
-        changed = self.endpoints.resolve(self.policy, name, ports, self.learner.muted(name))
+        before = self.directory.endpoints_on(name)
+        changed = self.endpoints.resolve(self.policy, name, ports, self.learner.muted(name),
+                                         self.moves.active_at)
         if not changed:
             return
+        after = self.directory.endpoints_on(name)
         self.work.own(name, changed)
         for net in changed:
             self.work.network(net)
+        for ep in self.moves.announce(name, before, after):
+            self._announce(ep)
         if depth < 3:  # a lifted conflict can only cascade a few steps
-            for other in self.endpoints.refused_elsewhere(name):
+            others = set(self.endpoints.refused_elsewhere(name)) | self.moves.waiting(
+                self.directory, name, before, after)
+            for other in sorted(others):
                 if other in self.fleet.reports:
                     self._resolve(other, depth + 1)
+        self.moves.settle(self.directory)
 
     def _expire(self) -> None:
         now = self._clock()
@@ -387,45 +394,6 @@ class Engine:
         elif ev.kind is MessageKind.ERROR and not rec.on_error(ev.msg):
             LOG.error("%s: OpenFlow error type=%s code=%s for xid %s", rec.name, ev.msg.type,
                       ev.msg.code, ev.msg.xid)
-
-    # --- learning (ryu_dove.learning) -----------------------------------------------------
-
-    def _on_punt(self, dpid: int, msg: PacketIn) -> None:
-        """A learning port's packet, copied by its port security flows."""
-        if not self.learner.admit(dpid) or msg.in_port is None or not is_ours(msg.cookie) \
-                or (msg.cookie >> 48) & 0xFF != Stage.IN_PORT_SEC.cookie_id:
-            return
-        name = self.fleet.name_of_dpid(dpid)
-        ep = self._endpoint_at(name, msg.in_port) if name is not None else None
-        net = self.policy.network(ep.network) if ep is not None else None
-        if ep is None or net is None:
-            return  # unplugged since, or a late copy
-        value = self.learner.punt(ep, net, self.directory, msg.data)
-        if value is not None:
-            self._write(ep.hypervisor, ep.port, value)
-            self._resolve(ep.hypervisor)
-
-    def _on_flow_removed(self, rec: Reconciler, dpid: int, msg: FlowRemoved) -> None:
-        if msg.reason != OFPRR_IDLE_TIMEOUT or not is_ours(msg.cookie):
-            return  # the controller's own deletes are known already
-        name = self.fleet.name_of_dpid(dpid)
-        for ep in self.directory.endpoints_on(name) if name is not None else ():
-            for ip in ep.ips if ep.learning else ():
-                if learned_source(ep, ip).cookie == msg.cookie:
-                    value = self.learner.retire(ep, ip)
-                    if value is not None:
-                        self._write(ep.hypervisor, ep.port, value)
-                        self._resolve(ep.hypervisor)
-                    rec.lost(msg.cookie, reinstall=value is None)
-                    return
-        rec.lost(msg.cookie, reinstall=True)  # not one we let expire: it must stay
-
-    def _endpoint_at(self, name: str, ofport: int) -> Endpoint | None:
-        return next((e for e in self.directory.endpoints_on(name) if e.ofport == ofport), None)
-
-    def _write(self, hv: str, port: str, value: str | None) -> None:
-        if self._write_learned is not None:
-            self._write_learned(hv, {port: value})
 
     # --- the startup grace ----------------------------------------------------------------
 

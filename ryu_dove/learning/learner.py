@@ -168,6 +168,10 @@ class Learner:
         entries = [(i, t) for i, t in zip(ep.ips, ep.learned_at, strict=True) if i != ip]
         return self._keep(ep, entries)
 
+    def carry(self, hv: str, port: str, value: str) -> None:
+        """A moved VM's learned addresses, for its new port (before OVSDB says so)."""
+        self._overlay.setdefault(hv, {})[port] = value
+
     def _keep(self, ep: Endpoint, entries: list[tuple[str, int]]) -> str:
         value = learned.render(entries)
         self._overlay.setdefault(ep.hypervisor, {})[ep.port] = value

@@ -27,7 +27,7 @@ class Collection:
 COLLECTIONS: tuple[Collection, ...] = (
     Collection("endpoints",
                ("network", "mac", "ips", "hypervisor", "port", "ofport", "iface_id",
-                "addresses", "learned_at"),
+                "addresses", "learned_at", "standby"),
                {"network": "network", "hypervisor": "hypervisor"}),
     Collection("hypervisors",
                ("name", "state", "tep_ip", "dpid", "ovsdb", "openflow", "last_heard",

@@ -71,7 +71,7 @@ def _controller(engine: Engine) -> dict[str, Any]:
 
 def _endpoint(e: Endpoint, limit: int) -> dict[str, Any]:
     return item("endpoints", e.network, e.mac, list(e.ips), e.hypervisor, e.port, e.ofport,
-                e.iface_id, _addressing(e, limit), [_utc(t) for t in e.learned_at])
+                e.iface_id, _addressing(e, limit), [_utc(t) for t in e.learned_at], e.standby)
 
 
 def _addressing(e: Endpoint, limit: int) -> str:

@@ -365,3 +365,16 @@ def flow_stats_request(xid: int) -> bytes:
     body += _match(())
     return _HEADER.pack(OFP_VERSION, OFP.OFPT_MULTIPART_REQUEST,
                         _HEADER.size + len(body), xid) + body
+
+
+# --- packets the controller sends ----------------------------------------------------------
+
+_PACKET_OUT = struct.Struct("!BBHIIIH6x")  # header, buffer id, in_port, actions length
+
+
+def packet_out(data: bytes, ports: Iterable[int], xid: int = 0) -> bytes:
+    """Send `data` out of these ports as it is (from the controller, past every table)."""
+    actions = b"".join(_action(Output(port)) for port in ports)
+    size = _PACKET_OUT.size + len(actions) + len(data)
+    return _PACKET_OUT.pack(OFP_VERSION, OFP.OFPT_PACKET_OUT, size, xid, OFP_NO_BUFFER,
+                            OFPP_CONTROLLER, len(actions)) + actions + data

@@ -66,6 +66,7 @@ class ReconcilerStats:
     resyncs: int = 0
     errors: int = 0
     last_commit_s: float = 0.0
+    packet_outs: int = 0  # announcements sent
 
 
 class Reconciler:
@@ -121,6 +122,11 @@ class Reconciler:
         self.installed.discard(cookie)
         if reinstall:
             self.changed([cookie])
+
+    def packet_out(self, data: bytes, ports: Iterable[int]) -> None:
+        """Send a frame the controller built out of these ports (an announcement)."""
+        self.stats.packet_outs += 1
+        self._send_bytes(messages.packet_out(data, ports, self._xid()))
 
     def release(self) -> None:
         """End of the startup grace: from now on the desired state is complete."""

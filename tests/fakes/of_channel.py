@@ -104,6 +104,13 @@ class FakeChannel:
         if msg_type == OFPT_METER_MOD:
             self._meter_mod(msg, xid)
             return
+        if msg_type == ofproto_v1_3.OFPT_PACKET_OUT:  # kept as (ports, frame)
+            in_port, actions_len = struct.unpack_from("!IH", msg, 12)
+            assert in_port == ofproto_v1_3.OFPP_CONTROLLER
+            ports = [struct.unpack_from("!I", msg, 24 + i + 4)[0]
+                     for i in range(0, actions_len, 16)]
+            self.sent.append(("packet_out", (tuple(ports), bytes(msg[24 + actions_len:]))))
+            return
         if msg_type == OFPT_BARRIER_REQUEST:
             self.sent.append(("barrier", xid))
             self._reply(self.parser.OFPBarrierReply(self.dp), xid)

@@ -193,3 +193,19 @@ def test_changed_networks_are_exactly_those_whose_endpoints_differ(
         after = snapshot(directory)
         assert changed == {n for n in NETWORKS if before[n] != after[n]}
         assert {e for e in directory.endpoints() if e.hypervisor == host} == set(new)
+
+
+def test_a_standby_port_is_on_its_hypervisor_but_no_lookup_finds_it(
+        directory: Directory) -> None:
+    from dataclasses import replace
+    filled(directory)
+    moving = replace(A, hypervisor="hv3", port="tap-9", ofport=9, standby=True)
+    directory.put_hypervisor(hv("hv3"))
+    assert directory.replace_endpoints("hv3", [moving]) == {WEB}
+    assert directory.endpoints_on("hv3") == (moving,)
+    assert "hv3" in directory.hosting(WEB) and directory.networks_on("hv3") == {WEB}
+    assert directory.by_mac(WEB, A.mac) == A and directory.by_ip(WEB, A.ips[0]) == A
+    assert moving not in directory.endpoints(WEB)
+    assert directory.standby(WEB, A.mac) == (moving,)
+    directory.replace_endpoints("hv3", [])
+    assert directory.standby(WEB, A.mac) == () and "hv3" not in directory.hosting(WEB)

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 EP1 = {"network": "acme/web", "mac": "02:00:00:00:00:01", "ips": ["198.51.100.10", "2001:db8::a"],
        "hypervisor": "hv1", "port": "vif-vm1", "ofport": 3, "iface_id": "vm1",
-       "addresses": "declared", "learned_at": []}
+       "addresses": "declared", "learned_at": [], "standby": False}
 EP2 = {"network": "acme/db", "mac": "02:00:00:00:00:02", "ips": ["198.51.100.70"],
        "hypervisor": "hv2", "port": "vif-vm2", "ofport": None, "iface_id": "vm2",
-       "addresses": "learning", "learned_at": ["2026-12-05T01:02:03Z"]}
+       "addresses": "learning", "learned_at": ["2026-12-05T01:02:03Z"], "standby": True}
 VIEWS: Mapping[str, Any] = {
     "endpoints": [EP1, EP2], "hypervisors": [HV1, HV2], "tunnels": [TUN12, TUN21],
     "refused": [REFUSED], "controller": {"version": "0.1.0"},
@@ -77,11 +77,11 @@ def test_endpoints_table(api: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, err) == (0, "")
     assert table(out) == [
         ["NETWORK", "MAC", "IPS", "HYPERVISOR", "PORT", "OFPORT", "IFACE_ID", "ADDRESSES",
-         "LEARNED_AT"],
+         "LEARNED_AT", "STANDBY"],
         ["acme/web", "02:00:00:00:00:01", "198.51.100.10,2001:db8::a", "hv1", "vif-vm1", "3",
-         "vm1", "declared", "-"],
+         "vm1", "declared", "-", "no"],
         ["acme/db", "02:00:00:00:00:02", "198.51.100.70", "hv2", "vif-vm2", "-", "vm2",
-         "learning", "2026-12-05T01:02:03Z"],
+         "learning", "2026-12-05T01:02:03Z", "yes"],
     ]
     lines = out.splitlines()  # aligned: every column starts where its header does
     for header in ("MAC", "HYPERVISOR", "IFACE_ID"):
@@ -130,7 +130,7 @@ def test_filters(api: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out) == [TUN12]
     out = show(capsys, "endpoints", "--api", api, "--network", "acme/web", "--hypervisor", "hv2")[1]
     assert table(out) == [["NETWORK", "MAC", "IPS", "HYPERVISOR", "PORT", "OFPORT", "IFACE_ID",
-                           "ADDRESSES", "LEARNED_AT"]]
+                           "ADDRESSES", "LEARNED_AT", "STANDBY"]]
 
 
 def test_filter_that_does_not_apply_is_invalid(api: str,

@@ -5,9 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ryu_dove.directory import Endpoint
-from ryu_dove.pipeline.flows import Flow, SetField, flow
-from ryu_dove.pipeline.parts.common import GATEWAY_MAC, MEMO, P_NORMAL, P_SPECIFIC, check
+from ryu_dove.pipeline.flows import Action, Controller, Flow, SetField, flow
+from ryu_dove.pipeline.parts.common import (
+    GATEWAY_MAC,
+    MEMO,
+    P_NORMAL,
+    P_SPECIFIC,
+    PUNT_METER,
+    check,
+)
 from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
+
+ACTIVATION_PUNT = Controller(max_len=64, meter_id=PUNT_METER)  # who spoke is all it takes
 
 
 @lru_cache(maxsize=MEMO)
@@ -32,6 +41,11 @@ def routed_ingress(vni: int, ofport: int) -> Flow:
 
 
 def classify_vm(ep: Endpoint, vni: int) -> Flow:
-    """From a VM: only its own port with its own MAC is in its network."""
+    """From a VM: only its own port with its own MAC is in its network. From a migration's
+    standby port, the same, and each packet is copied to the controller (metered): the
+    first one the VM sends there makes the move take effect (docs/migration.md)."""
+    actions: list[Action] = [SetField(REG_NETWORK, vni)]
+    if ep.standby:
+        actions.insert(0, ACTIVATION_PUNT)
     return flow(Stage.IN_CLASSIFY, P_NORMAL, {"in_port": ep.ofport, "eth_src": ep.mac},
-                [SetField(REG_NETWORK, vni)], goto=Stage.IN_PORT_SEC)
+                actions, goto=Stage.IN_PORT_SEC)
