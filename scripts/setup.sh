@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(openvswitch-switch iproute2 iputils-ping ethtool nftables tcpdump iperf3)
+# dnsmasq-base and busybox: a DHCP server and client for the learning tests.
+DEBS=(openvswitch-switch iproute2 iputils-ping ethtool nftables tcpdump iperf3 dnsmasq-base
+      busybox)
 need_apt=()
 for tool in ovs-vswitchd:openvswitch-switch ovs-pki:openvswitch-common ip:iproute2 \
             ping:iputils-ping ethtool:ethtool nft:nftables \
-            tcpdump:tcpdump iperf3:iperf3; do
+            tcpdump:tcpdump iperf3:iperf3 dnsmasq:dnsmasq-base busybox:busybox; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)

@@ -161,3 +161,46 @@ def test_an_address_unused_for_the_expiry_is_retired_and_a_new_one_learned(make_
     finally:
         keep_busy.kill()
         keep_busy.wait()
+
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# As a Linux DHCP client does: configure the lease, then use it (the first ARP for the
+# gateway is where the controller learns it).
+[ "$1" = bound ] || exit 0
+ip addr flush dev "$interface"
+ip addr add "$ip/$mask" dev "$interface"
+ip route replace default via "$router"
+echo "$ip" > "$LEASE_FILE"
+ping -c 1 -W 1 "$router" >/dev/null 2>&1 || true
+"""
+
+
+def test_an_address_a_dhcp_server_assigns_is_learned(make_lab, write_topology, tmp_path):
+    lab = make_lab(write_topology(PAIR), controller=True)
+    wait_in_sync(lab)
+    server = lab.state().vms["a1"]  # on hv1, 198.51.100.10
+    client = lab.add_vm("c1", "hv2", "acme/web", "198.51.100.60", learn=True)
+    script, lease = tmp_path / "udhcpc.sh", tmp_path / "lease"
+    script.write_text(UDHCPC_SCRIPT)
+    script.chmod(0o755)
+    dnsmasq = subprocess.Popen(
+        ["ip", "netns", "exec", server.netns, "dnsmasq", "--no-daemon", "--port=0",
+         "--user=root", "--interface=eth0", "--bind-interfaces", "--leasefile-ro",
+         "--dhcp-range=198.51.100.40,198.51.100.49,255.255.255.192,1h",
+         "--dhcp-option=3,198.51.100.1", f"--pid-file={tmp_path / 'dnsmasq.pid'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        subprocess.run(["ip", "-n", client.netns, "addr", "flush", "dev", "eth0"], check=True)
+        got = subprocess.run(
+            ["ip", "netns", "exec", client.netns, "env", f"LEASE_FILE={lease}", "busybox",
+             "udhcpc", "-i", "eth0", "-q", "-n", "-t", "5", "-T", "1", "-s", str(script)],
+            capture_output=True, text=True, timeout=30)
+        assert got.returncode == 0 and lease.exists(), got.stdout + got.stderr
+        leased = lease.read_text().strip()
+        assert leased.startswith("198.51.100.4")
+        wait_for(lambda: (endpoint(lab, "c1") or {}).get("ips") == [leased], 5,
+                 "the leased address learned")
+        assert ping(server, leased, timeout=3.0)
+    finally:
+        dnsmasq.terminate()
+        dnsmasq.communicate(timeout=10)
