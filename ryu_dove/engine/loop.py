@@ -96,7 +96,7 @@ class Engine(PuntHandling):
         self.wall = wall
         self.endpoints = EndpointResolver(directory, learn)
         self.learner = Learner(learn, wall, clock)
-        self.moves = Moves()
+        self.moves = Moves(clock)
         self._write_learned = write_learned
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch

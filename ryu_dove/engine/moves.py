@@ -9,6 +9,11 @@ port becomes the standby one, and every hypervisor is updated at once. An entry 
 standby port of it is left (the source unplugged); if the source goes first, the standby
 port is bound the ordinary way.
 
+A VM that moves back and forth (two ports speaking with one MAC: a cloned VM, or a
+hypervisor plugging a port to take another's VM over) is held where it is after
+MAX_MOVES moves within FLAP_WINDOW_S, for FLAP_WINDOW_S, and the operator is told: a
+switch's MAC-move (flap) detection, for the overlay.
+
 It also says when to announce an endpoint (a gratuitous ARP or unsolicited advertisement on
 its network's VM ports): after a move, and when an address is bound to a MAC other than the
 one that held it last (peers' ARP caches may name the old one).
@@ -17,32 +22,55 @@ one that held it last (peers' ARP caches may name the old one).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Iterable
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 
 from ovsdb_agent.peerlog import printable
 from ryu_dove.directory import Directory, Endpoint
 
 LOG = logging.getLogger(__name__)
 MAX_HOLDERS = 65536  # (network, address) -> last MAC remembered, oldest forgotten first
+MAX_MOVES, FLAP_WINDOW_S = 4, 60.0  # more moves of one VM within the window: held
 
 Key = tuple[str, str]  # (network, MAC)
 
 
 class Moves:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.active_at: dict[Key, str] = {}
         self.moves = 0
+        self.held = 0  # moves refused because the VM was flapping
+        self._clock = clock
+        self._recent: dict[Key, deque[float]] = {}
+        self._held_until: dict[Key, float] = {}
         self._holders: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    def activate(self, standby: Endpoint, active: Endpoint | None) -> None:
-        """The VM spoke on its standby port: from now on that port is the active one."""
-        self.active_at[(standby.network, standby.mac)] = standby.hypervisor
+    def activate(self, standby: Endpoint, active: Endpoint | None) -> bool:
+        """The VM spoke on its standby port: from now on that port is the active one
+        (False: it is flapping between ports and stays where it is)."""
+        key, now = (standby.network, standby.mac), self._clock()
+        if self._held_until.get(key, 0.0) > now:
+            self.held += 1
+            return False
+        recent = self._recent.setdefault(key, deque(maxlen=MAX_MOVES))
+        if len(recent) == MAX_MOVES and now - recent[0] < FLAP_WINDOW_S:
+            self._held_until[key] = now + FLAP_WINDOW_S
+            self.held += 1
+            where = active.hypervisor if active is not None else "nowhere"
+            LOG.warning("endpoint %s %s moved %d times in %.0f s (two ports speak with its "
+                        "MAC: a cloned VM, or a hijack?); kept on %s for %.0f s",
+                        standby.network, standby.mac, MAX_MOVES, now - recent[0], where,
+                        FLAP_WINDOW_S)
+            return False
+        recent.append(now)
+        self.active_at[key] = standby.hypervisor
         self.moves += 1
         source = f"{active.hypervisor} port {printable(active.port)}" if active else "nowhere"
         LOG.info("endpoint %s %s moved from %s to %s port %s (it spoke there)",
                  standby.network, standby.mac, source, standby.hypervisor,
                  printable(standby.port))
+        return True
 
     def waiting(self, directory: Directory, name: str, before: Iterable[Endpoint],
                 after: Iterable[Endpoint]) -> set[str]:
@@ -54,9 +82,14 @@ class Moves:
                 if sb.hypervisor != name}
 
     def settle(self, directory: Directory) -> None:
-        """Forget the moves no standby port is left of."""
+        """Forget the moves no standby port is left of (and flap records gone stale)."""
         for key in [k for k in self.active_at if not directory.standby(*k)]:
             del self.active_at[key]
+        now = self._clock()
+        for key in [k for k, r in self._recent.items()
+                    if now - r[-1] > FLAP_WINDOW_S and self._held_until.get(k, 0.0) <= now]:
+            self._recent.pop(key)
+            self._held_until.pop(key, None)
 
     def announce(self, name: str, before: Iterable[Endpoint],
                  after: Iterable[Endpoint]) -> list[Endpoint]:

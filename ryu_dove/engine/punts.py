@@ -83,7 +83,8 @@ class PuntHandling:
 
     def _activate(self, ep: Endpoint) -> None:
         active = self.directory.by_mac(ep.network, ep.mac)
-        self.moves.activate(ep, active)
+        if not self.moves.activate(ep, active):
+            return
         if active is not None and active.learning and ep.learning and active.ips:
             # The VM's learned addresses move with it: written to its new port at once.
             value = learned.render(zip(active.ips, active.learned_at, strict=True))

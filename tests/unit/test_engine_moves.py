@@ -95,3 +95,16 @@ def test_a_learning_vms_addresses_move_with_it() -> None:
     assert (moved.ips, moved.learned_at, moved.standby) == (("198.51.100.20",),
                                                             (1700000000,), False)
     assert ("hv2", {"vif-m1": "198.51.100.20@1700000000"}) in h.written
+
+
+def test_a_vm_flapping_between_two_ports_is_held_where_it_is() -> None:
+    h = lab()
+    h.run(report("hv2", VM_HV2, *h.tunnels_ports["hv2"]))
+    for _ in range(3):  # a clone (or a hijacking hypervisor) and the VM keep speaking
+        speak(h, 2, 5)
+        speak(h, 1, 1)
+    assert h.engine.moves.moves == 4 and h.engine.moves.held == 1  # the 5th: held
+    assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv1"
+    h.later(61.0)
+    speak(h, 2, 5)  # held no more: a real move later is taken
+    assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv2"
