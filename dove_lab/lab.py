@@ -278,6 +278,9 @@ class Lab:
             waits: dict[str, float | None] = {"standby_s": None, "active_s": None}
             if state.controller:
                 waits["standby_s"] = self._wait_endpoint(state, iface_id, to, True, timeout)
+                # A real migration copies memory for seconds meanwhile: the destination's
+                # flows are in place when the VM resumes there.
+                wait_connected(state, [dst], timeout)
             with migration.Announcer(vm) as announce:
                 migration.switch_over(vm, announce)
             if state.controller:

@@ -27,9 +27,11 @@ NEW_LINK = "mig0"  # the destination link inside the VM until the switch-over
 OLD_LINK = "eth0-src"
 
 # Bound to mig0 before the switch-over (the binding follows the interface through its
-# rename); on a line from stdin, one RARP from the VM's MAC, as QEMU announces a VM.
+# rename); on a line from stdin, RARPs from the VM's MAC as QEMU announces a VM: 5 rounds,
+# 50 ms apart and then 100 ms more each time (its announce-* defaults).
+ANNOUNCE_GAPS_S = (0.05, 0.15, 0.25, 0.35)
 _ANNOUNCER = r"""
-import socket, struct, sys
+import socket, struct, sys, time
 mac = bytes.fromhex(sys.argv[1].replace(":", ""))
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[2], 0))
@@ -37,7 +39,9 @@ print("ready", flush=True)
 sys.stdin.readline()
 rarp = b"\xff" * 6 + mac + b"\x80\x35" + struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 3,
                                                      mac, bytes(4), mac, bytes(4))
-s.send(rarp + bytes(60 - len(rarp)))
+for gap in [0.0] + [float(g) for g in sys.argv[3:]]:
+    time.sleep(gap)
+    s.send(rarp + bytes(60 - len(rarp)))
 """
 
 
@@ -59,13 +63,14 @@ class Announcer:
     def __init__(self, vm: VmState) -> None:
         self.vm = vm
         self._proc: subprocess.Popen[str] | None = None
+        self._called = False
 
     def __enter__(self) -> Announcer:
         vm = self.vm
         self._proc = proc = subprocess.Popen(
             ["ip", "netns", "exec", vm.netns, sys.executable, "-c", _ANNOUNCER, vm.mac,
-             NEW_LINK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+             NEW_LINK, *map(str, ANNOUNCE_GAPS_S)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             self.__exit__()
@@ -74,16 +79,23 @@ class Announcer:
         return self
 
     def __call__(self) -> None:
+        """The first announcement now; the others follow while the caller goes on."""
         assert self._proc is not None and self._proc.stdin is not None
         self._proc.stdin.write("go\n")
         self._proc.stdin.flush()
-        self._proc.wait(timeout=10)
+        self._called = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.kill()
-            self._proc.communicate()
+        if self._proc is None:
+            return
+        try:
+            if self._called:
+                self._proc.wait(timeout=sum(ANNOUNCE_GAPS_S) + 5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
 
 
 def switch_over(vm: VmState, announce: Announcer) -> None:

@@ -131,6 +131,7 @@ def live_move(bench: Bench, move: Move) -> dict[str, Any]:
                       vif_ids(vm))
     wait_until(f"{vm.name} standing by on {move.dst}", 10,
                standby_check(bench.api, vm.state.port, move.dst))
+    bench.wait_synced()  # as after a real migration's memory copy
     stream = subprocess.Popen(["ip", "netns", "exec", move.observer.state.netns, "ping", "-n",
                                "-q", "-i", str(STREAM_S), vm.state.ip],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -140,11 +141,11 @@ def live_move(bench: Bench, move: Move) -> dict[str, Any]:
             wall0, t0 = time.time(), time.monotonic()
             migration.switch_over(vm.state, announce)
             switched = time.monotonic()
-        wait_until(f"{vm.name} active on {move.dst}", 10,
-                   standby_check(bench.api, vm.state.port, move.dst, standby=False),
-                   interval=0.002)
-        active = time.monotonic()
-        time.sleep(0.5)
+            wait_until(f"{vm.name} active on {move.dst}", 10,
+                       standby_check(bench.api, vm.state.port, move.dst, standby=False),
+                       interval=0.002)
+            active = time.monotonic()
+            time.sleep(0.5)
     finally:
         stream.send_signal(signal.SIGINT)
         out, _ = stream.communicate(timeout=10)
