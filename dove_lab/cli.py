@@ -32,7 +32,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab = Lab(args.name)
     lab.up(topology, args.policy, policy, controller=not args.no_controller,
            connect_timeout=args.timeout, controller_args=args.controller_arg,
-           tls=not args.plaintext)
+           tls=not args.plaintext, osken_manager=args.osken_manager or "")
     status = lab.status()
     print(f"lab {args.name} is up ({status['mode']}): {len(status['hypervisors'])} hypervisors, "
           f"{len(status['vms'])} VMs; state in {status['dir']}")
@@ -171,6 +171,9 @@ def _lifecycle_commands(add: AddCommand) -> None:
     up.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
                     help="extra dove-controller option, e.g. --controller-arg=--echo-interval=1 "
                          "(repeatable)")
+    up.add_argument("--osken-manager", metavar="PATH",
+                    help="launch the controller with this os-ken 3.1 osken-manager (its venv "
+                         "has ryu_dove installed) instead of dove-controller")
     add("down", cmd_down, "remove everything the lab created")
     add("status", cmd_status, "the lab as JSON")
 

@@ -20,6 +20,8 @@ class ControllerError(RuntimeError):
 
 
 def controller_command(state: LabState) -> list[str]:
+    if state.osken_manager:
+        return manager_command(state)
     exe = Path(sys.executable).with_name("dove-controller")
     found = str(exe) if exe.exists() else shutil.which("dove-controller")
     if not found:
@@ -30,6 +32,25 @@ def controller_command(state: LabState) -> list[str]:
     for path in state.policy:
         cmd += ["--policy", path]
     return cmd + _tls_args(state) + state.controller_args
+
+
+def manager_command(state: LabState) -> list[str]:
+    """ryu_dove.app under os-ken 3.1's osken-manager (docs/controller.md): its options given
+    on the command line, registered first by --user-flags."""
+    manager = Path(state.osken_manager)
+    python = manager.with_name("python")
+    flags = subprocess.run([str(python), "-c", "import ryu_dove.user_flags as f; "
+                            "print(f.__file__)"], capture_output=True, text=True, timeout=60)
+    if flags.returncode != 0:
+        raise ControllerError(f"{python} cannot import ryu_dove: {flags.stderr.strip()[-300:]}")
+    ip = Addressing(state.slot).controller_ip
+    cmd = [str(manager), "--user-flags", flags.stdout.strip(), "--ofp-listen-host", ip,
+           "--ofp-tcp-listen-port", "6653", "--dove-listen", ip,
+           "--dove-state-dir", str(state.dir / "controller-state")]
+    for path in state.policy:
+        cmd += ["--dove-policy", path]
+    tls = [arg.replace("--", "--dove-", 1) for arg in _tls_args(state)]
+    return cmd + tls + state.controller_args + ["ryu_dove.app"]
 
 
 def _tls_args(state: LabState) -> list[str]:
@@ -50,7 +71,8 @@ def running_pid(state: LabState) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    return pid if any(b"dove-controller" in part for part in cmdline) else None
+    ours = (b"dove-controller", b"ryu_dove.app")
+    return pid if any(mark in part for part in cmdline for mark in ours) else None
 
 
 def start(state: LabState) -> int:
@@ -58,10 +80,12 @@ def start(state: LabState) -> int:
         raise ControllerError(f"the controller of lab {state.name} already runs")
     cmd = state.controller_cmd or controller_command(state)
     state.controller_cmd = cmd
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if state.osken_manager:  # the manager runs apps on eventlet (ryu_dove asks for native)
+        env["OSKEN_HUB_TYPE"] = "eventlet"
     with open(state.controller_log, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     state.controller_pidfile.write_text(f"{proc.pid}\n")
     return proc.pid
 

@@ -80,7 +80,8 @@ class Lab:
 
     def up(self, topology: Topology, policy_paths: list[str], policy: Policy,
            controller: bool = True, connect_timeout: float = 30.0,
-           controller_args: list[str] | None = None, tls: bool = True) -> LabState:
+           controller_args: list[str] | None = None, tls: bool = True,
+           osken_manager: str = "") -> LabState:
         """Build the whole lab; on any failure (or Ctrl-C) remove what was built and raise."""
         preflight()
         with host.locked(LAB_ROOT / ".lock"):
@@ -90,7 +91,7 @@ class Lab:
             state = LabState(name=self.name, slot=host.free_slot(self.name),
                              policy=[str(Path(p).resolve()) for p in policy_paths],
                              controller=controller, controller_args=list(controller_args or []),
-                             tls=tls)
+                             tls=tls, osken_manager=osken_manager)
             state.save()  # from here on `down` can find everything by name
         try:
             with self._state_lock():

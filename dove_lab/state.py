@@ -55,6 +55,8 @@ class LabState:
     controller: bool = True  # False: --no-controller baseline (standalone OVS, full mesh)
     controller_cmd: list[str] = field(default_factory=list)
     controller_args: list[str] = field(default_factory=list)  # extra dove-controller options
+    # An os-ken <= 3.1 osken-manager to launch ryu_dove.app with instead of dove-controller
+    osken_manager: str = ""
     tls: bool = True  # OpenFlow and OVSDB over mutual TLS, certificates from the lab's PKI
     hypervisors: dict[str, HypervisorState] = field(default_factory=dict)
     vms: dict[str, VmState] = field(default_factory=dict)

@@ -1,10 +1,11 @@
 """The controller's OVSDB manager: every hypervisor's ovsdb-server connects here.
 
 dove-join points each hypervisor's OVSDB manager at tcp:CONTROLLER:6640, so hypervisors
-connect out to us. OvsdbManager listens there and serves all of them from ONE thread: a python-ovs
-IDL (a replica of the hypervisor's database) per accepted connection, all driven by one epoll
-loop. It hands the controller an immutable HypervisorReport after every change, and keeps the
-tunnel ports it owns on each br-int equal to what the controller asked for.
+connect out to us. OvsdbManager listens there and serves all of them from ONE thread: a
+python-ovs IDL (a replica of the hypervisor's database) per accepted connection, all driven
+by one selector loop (epoll on Linux). It hands the controller an immutable HypervisorReport
+after every change, and keeps the tunnel ports it owns on each br-int equal to what the
+controller asked for.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""The manager thread's event loop: one epoll for every hypervisor connection.
+"""The manager thread's event loop: one selector for every hypervisor connection.
 
-Used instead of ovs.poller.Poller, which is select()-based: select fails on descriptors above
-1023 and makes every wake-up cost O(connections). python-ovs objects still say what they wait
-for through their wait(poller) methods; Wants collects that for one party (a connection, the
-listener, the waker) and the Reactor runs only the parties whose socket is ready or whose
-timer is due. The Waker lets other threads interrupt the wait.
+Used instead of ovs.poller.Poller, which is select()-based: select fails on descriptors
+above 1023 and makes every wake-up cost O(connections). A `selectors` selector is epoll on
+Linux with native threads, and eventlet's green one under os-ken 3.1's osken-manager, which
+monkey-patches `selectors` (and removes `select.epoll`): the same code runs under both.
+python-ovs objects still say what they wait for through their wait(poller) methods; Wants
+collects that for one party (a connection, the listener, the waker) and the Reactor runs
+only the parties whose socket is ready or whose timer is due. The Waker lets other threads
+interrupt the wait.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import select
+import selectors
 import threading
 from typing import Any
 
 import ovs.timeval
+
+POLLIN, POLLPRI, POLLOUT = 0x001, 0x002, 0x004  # poll(2)'s bits, as python-ovs passes them
 
 
 class Wants:
@@ -33,7 +38,7 @@ class Wants:
     def readable(cls, fd: int) -> Wants:
         """Waiting for fd to become readable, and for nothing else."""
         wants = cls()
-        wants.fd_wait(fd, select.EPOLLIN)
+        wants.fd_wait(fd, POLLIN)
         return wants
 
     def fd_wait(self, fd: Any, events: int) -> None:
@@ -54,13 +59,10 @@ class Wants:
 
 
 class Reactor:
-    """One epoll for all parties; says which parties have something to do.
-
-    python-ovs POLLIN/POLLOUT have the same values as EPOLLIN/EPOLLOUT.
-    """
+    """One selector for all parties; says which parties have something to do."""
 
     def __init__(self) -> None:
-        self._epoll = select.epoll()
+        self._selector = selectors.DefaultSelector()  # looked up now: eventlet's if patched
         self._party_of: dict[int, int] = {}  # fd -> party
         self._fds: dict[int, dict[int, int]] = {}  # party -> {fd: events}
         self._deadlines: dict[int, float] = {}
@@ -92,30 +94,41 @@ class Reactor:
     def poll(self) -> set[int]:
         due = min(self._deadlines.values(), default=math.inf)
         timeout = -1.0 if due == math.inf else max(0.0, (due - ovs.timeval.msec()) / 1000.0)
-        events = self._epoll.poll(timeout)
-        ready = {self._party_of[fd] for fd, _ in events if fd in self._party_of}
+        events = self._selector.select(None if timeout < 0 else timeout)
+        ready = {self._party_of[key.fd] for key, _ in events if key.fd in self._party_of}
         now = ovs.timeval.msec()
         ready.update(p for p, deadline in self._deadlines.items() if deadline <= now)
         return ready
 
     def close(self) -> None:
-        self._epoll.close()
+        self._selector.close()
 
     def _register(self, fd: int, events: int, modify: bool) -> None:
+        mask = _mask(events)
         try:
             if modify:
-                self._epoll.modify(fd, events)
+                self._selector.modify(fd, mask)
             else:
-                self._epoll.register(fd, events)
-        except FileExistsError:
-            self._epoll.modify(fd, events)
-        except FileNotFoundError:
-            self._epoll.register(fd, events)
+                self._selector.register(fd, mask)
+        except KeyError:  # registered after all, or not: the other call
+            if modify:
+                self._selector.register(fd, mask)
+            else:
+                self._selector.modify(fd, mask)
 
     def _unregister(self, fd: int) -> None:
         self._party_of.pop(fd, None)
-        with contextlib.suppress(OSError):  # python-ovs closed it already: epoll dropped it
-            self._epoll.unregister(fd)
+        with contextlib.suppress(KeyError, OSError):  # python-ovs closed it already
+            self._selector.unregister(fd)
+
+
+def _mask(events: int) -> int:
+    """poll(2) bits (what python-ovs and tls_accept ask for) as a selector's mask; errors
+    and hang-ups are reported with readability, as poll(2) reports them anyway."""
+    mask = selectors.EVENT_WRITE if events & POLLOUT else 0
+    if events & (POLLIN | POLLPRI) or not mask:
+        mask |= selectors.EVENT_READ
+    return mask
 
 
 class Waker:
@@ -134,11 +147,10 @@ class Waker:
                 os.write(self._write_fd, b"\0")
 
     def drain(self) -> None:
-        try:
-            while os.read(self.fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        """One read of everything a pipe can hold. Not a loop until EAGAIN: eventlet's green
+        os.read (osken-manager) waits on EAGAIN instead of raising it, forever here."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 1 << 16)
 
     def close(self) -> None:
         """Only once the loop no longer waits for fd; wake() does nothing from then on."""

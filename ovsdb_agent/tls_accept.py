@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import ovs.stream
 import ovs.timeval
 
 from ovsdb_agent import sockets
-from ovsdb_agent.reactor import Reactor, Wants
+from ovsdb_agent.reactor import POLLIN, POLLOUT, Reactor, Wants
 
 HANDSHAKE_MS = 10_000.0
 LOG = logging.getLogger("ovsdb_agent.manager")
@@ -69,9 +68,9 @@ class TlsHandshakes:
         try:
             p.sock.do_handshake()
         except ssl.SSLWantReadError:
-            wants.fd_wait(p.sock, select.EPOLLIN)
+            wants.fd_wait(p.sock, POLLIN)
         except ssl.SSLWantWriteError:
-            wants.fd_wait(p.sock, select.EPOLLOUT)
+            wants.fd_wait(p.sock, POLLOUT)
         except (ssl.SSLError, OSError) as exc:
             self._fail(party, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
             return None

@@ -20,9 +20,12 @@ from typing import Any
 from os_ken import cfg
 from os_ken.base import app_manager
 from os_ken.controller import controller as _osken_controller  # noqa: F401  (--ofp-* options)
+from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
+from oslo_config import cfg as oslo_cfg
 
 from ovsdb_agent import sockets
+from ovsdb_agent.contract import OFP_PORT
 from ovsdb_agent.manager import OvsdbManager
 from ryu_dove.directory import MemoryDirectory
 from ryu_dove.engine.loop import Engine, Timing
@@ -67,7 +70,13 @@ OPTS = [
                 help="serve OpenFlow and OVSDB over plain TCP: anyone who reaches the "
                      "ports can claim to be a hypervisor"),
 ]
-cfg.CONF.register_cli_opts(OPTS, group="dove")
+try:
+    cfg.CONF.register_cli_opts(OPTS, group="dove")
+except oslo_cfg.ArgsAlreadyParsedError:
+    # Loaded by osken-manager (os-ken <= 3.1), which parses its arguments before it imports
+    # the apps: the options are then read from --config-file ([dove] section), or given on
+    # the command line after `--user-flags <ryu_dove/user_flags.py>` registers them first.
+    cfg.CONF.register_opts(OPTS, group="dove")
 
 
 class DoveController(app_manager.OSKenApp):
@@ -85,8 +94,9 @@ class DoveController(app_manager.OSKenApp):
         tls = _tls_context(conf)
         host = conf.listen
         self.saved = _saved_state(conf.state_dir)
+        # A --config-file may leave os-ken's OpenFlow port unset: the IANA port then.
         self.openflow = OpenFlowServer(self.CONF.ofp_listen_host or "0.0.0.0",
-                                       self.CONF.ofp_tcp_listen_port, tls=tls,
+                                       self.CONF.ofp_tcp_listen_port or OFP_PORT, tls=tls,
                                        echo_interval_s=conf.echo_interval)
         self.engine = Engine(load_policy(conf.policy), MemoryDirectory(), self._set_tunnels,
                              Timing(min_grace_s=conf.startup_grace,
@@ -105,6 +115,7 @@ class DoveController(app_manager.OSKenApp):
                                   on_disconnect=lambda c: self.engine.post(OvsdbGone(c)),
                                   tls=tls, probe_interval_ms=int(2000 * conf.echo_interval))
         self.api = ApiServer(host, conf.api_port, self.engine.view, self.engine.health)
+        self._closed = hub.Event()
 
     def _set_tunnels(self, hypervisor: str, desired: Any) -> None:
         self.ovsdb.set_tunnels(hypervisor, desired)
@@ -120,9 +131,13 @@ class DoveController(app_manager.OSKenApp):
         LOG.info("DOVE controller up: OpenFlow on %s port %d, OVSDB on %s port %d, API %s",
                  *self.openflow.address, self.CONF.dove.listen, self.CONF.dove.ovsdb_port,
                  self.api.url)
-        return super().start()
+        super().start()
+        # osken-manager (os-ken <= 3.1) runs until the threads apps return have ended; with
+        # none it would close the app at once. This one ends when the app is closed.
+        return hub.spawn(self._closed.wait)
 
     def close(self) -> None:
+        self._closed.set()
         self.api.stop()
         self.ovsdb.stop()
         self.engine.stop()

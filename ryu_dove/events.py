@@ -66,6 +66,11 @@ class NewPolicy:
 
 
 @dataclass(frozen=True)
+class PolicyRefused:
+    """A reload found the policy files broken; the running policy stays (counted only)."""
+
+
+@dataclass(frozen=True)
 class ViewRequest:
     """The API asks what the controller knows (ryu_dove.northbound.views)."""
 
@@ -73,4 +78,5 @@ class ViewRequest:
     section: str | None = None  # one of views.SECTIONS; None: all of them
 
 
-Event = OvsdbReport | OvsdbGone | SwitchUp | SwitchDown | SwitchMessage | NewPolicy | ViewRequest
+Event = (OvsdbReport | OvsdbGone | SwitchUp | SwitchDown | SwitchMessage | NewPolicy
+         | PolicyRefused | ViewRequest)

@@ -245,7 +245,7 @@ def _watch(args: argparse.Namespace, app_manager: Any, wake: threading.Event,
 
 
 def _reload(paths: list[str], app_manager: Any) -> None:
-    from ryu_dove.events import NewPolicy
+    from ryu_dove.events import NewPolicy, PolicyRefused
     from ryu_dove.policy.yamlmarks import ConfigError
 
     app = app_manager.lookup_service_brick("DoveController")
@@ -254,9 +254,13 @@ def _reload(paths: list[str], app_manager: Any) -> None:
     except ConfigError as exc:
         for problem in exc.problems:
             LOG.error("policy reload refused, keeping the running policy: %s", problem)
+        if app is not None:
+            app.engine.post(PolicyRefused())
         return
     except Exception:  # a bug in the loader must not take the running controller down
         LOG.exception("policy reload failed, keeping the running policy")
+        if app is not None:
+            app.engine.post(PolicyRefused())
         return
     if app is not None:
         app.engine.post(NewPolicy(policy))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.resources
 import json
 import os
 import sys
@@ -234,11 +235,27 @@ def _add_diff(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(run=_diff)
 
 
+def _examples(args: argparse.Namespace) -> int:
+    print(importlib.resources.files("ryu_dove") / "policies")
+    return EXIT_OK
+
+
+def _add_examples(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "examples", help="where the installed example policies and schema are",
+        description="Print the directory of the example policies (example.yaml, examples/), "
+                    "the invalid ones the tests use (invalid/) and the policy JSON Schema "
+                    "(schema.json) that come with the package, e.g. "
+                    "`dovectl check $(dovectl examples)/example.yaml`.")
+    parser.set_defaults(run=_examples)
+
+
 # One entry per subcommand: a function that adds its parser and sets `run`.
 _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_check,
     _add_show,
     _add_diff,
+    _add_examples,
 )
 
 

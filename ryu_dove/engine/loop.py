@@ -49,6 +49,7 @@ from ryu_dove.events import (
     NewPolicy,
     OvsdbGone,
     OvsdbReport,
+    PolicyRefused,
     SwitchDown,
     SwitchMessage,
     SwitchUp,
@@ -101,6 +102,8 @@ class Engine(PuntHandling):
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
         self.packet_ins = 0
+        self.punts = {"learn": 0, "activate": 0, "rate_limited": 0, "other": 0}  # packet-ins
+        self.reloads = {"applied": 0, "unchanged": 0, "refused": 0}
         self.stats = EngineStats()
         self.gc = GcPolicy()
 
@@ -225,6 +228,8 @@ class Engine(PuntHandling):
                 self._on_switch_message(event)
             case NewPolicy(policy):
                 self._on_policy(policy)
+            case PolicyRefused():
+                self.reloads["refused"] += 1
             case ViewRequest(reply, section):
                 reply.put(views.build(self, section))
 
@@ -320,7 +325,9 @@ class Engine(PuntHandling):
     def _on_policy(self, policy: Policy) -> None:
         if policy == self.policy:
             LOG.info("policy reloaded: no change")
+            self.reloads["unchanged"] += 1
             return
+        self.reloads["applied"] += 1
         LOG.info("policy reloaded from %s", ", ".join(policy.sources))
         self.policy = policy
         self.endpoints.policy_changed()

@@ -39,6 +39,7 @@ class PuntHandling:
     learner: Learner
     moves: Moves
     released: bool
+    punts: dict[str, int]  # packet-ins by what they were for
     _write_learned: LearnedWriter | None
 
     def _resolve(self, name: str, depth: int = 0) -> None: ...
@@ -47,14 +48,20 @@ class PuntHandling:
     def _on_punt(self, dpid: int, msg: PacketIn) -> None:
         """A packet a flow copied: from a learning port's port security, or from a
         migration's standby port (the VM spoke there: its move takes effect)."""
-        if not self.learner.admit(dpid) or msg.in_port is None or not is_ours(msg.cookie):
+        if not self.learner.admit(dpid):
+            self.punts["rate_limited"] += 1
+            return
+        stage = (msg.cookie >> 48) & 0xFF
+        kind = {Stage.IN_CLASSIFY.cookie_id: "activate",
+                Stage.IN_PORT_SEC.cookie_id: "learn"}.get(stage, "other")
+        self.punts[kind if is_ours(msg.cookie) else "other"] += 1
+        if msg.in_port is None or not is_ours(msg.cookie):
             return
         name = self.fleet.name_of_dpid(dpid)
         ep = self._endpoint_at(name, msg.in_port) if name is not None else None
         net = self.policy.network(ep.network) if ep is not None else None
         if ep is None or net is None:
             return  # unplugged since, or a late copy
-        stage = (msg.cookie >> 48) & 0xFF
         if stage == Stage.IN_CLASSIFY.cookie_id:
             if ep.standby:
                 self._activate(ep)

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ovsdb_agent import sockets
+from ryu_dove.northbound import metrics
 from ryu_dove.northbound.resources import COLLECTIONS, Collection
 
 LOG = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ class ApiError(Exception):
 
 
 _BY_PATH = {c.path: c for c in COLLECTIONS}
-ROUTES: tuple[str, ...] = ("/", *_BY_PATH, "/v1/controller", "/v1/health")
+METRICS_PATH = "/metrics"  # Prometheus text, not JSON (ryu_dove.northbound.metrics)
+ROUTES: tuple[str, ...] = ("/", *_BY_PATH, "/v1/controller", "/v1/health", METRICS_PATH)
 
 
 def _matches(item: Mapping[str, Any], collection: Collection, query: Query) -> bool:
@@ -96,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
+        if path == METRICS_PATH and not parts.query:
+            self._metrics()
+            return
         try:
             status, body = _answer(self.server.view, self.server.health, path,
                                    parse_qs(parts.query, keep_blank_values=True))
@@ -105,6 +110,16 @@ class _Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             payload = _encode({"error": f"internal error: {type(exc).__name__}: {exc}"})
         self._send(status, payload)
+
+    def _metrics(self) -> None:
+        try:
+            payload = metrics.render(self.server.view("metrics")["metrics"])
+        except Exception as exc:  # as do_GET: one failed scrape, not a dead API
+            LOG.exception("GET %s failed", self.path)
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR,
+                       _encode({"error": f"internal error: {type(exc).__name__}: {exc}"}))
+            return
+        self._send(HTTPStatus.OK, payload, metrics.CONTENT_TYPE)
 
     def _not_allowed(self) -> None:
         self._drain()
@@ -139,9 +154,10 @@ class _Handler(BaseHTTPRequestHandler):
         if 0 < length <= _MAX_DRAINED_BODY:
             self.rfile.read(length)
 
-    def _send(self, status: HTTPStatus, payload: bytes) -> None:
+    def _send(self, status: HTTPStatus, payload: bytes,
+              content_type: str = "application/json") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         if status == HTTPStatus.METHOD_NOT_ALLOWED:
             self.send_header("Allow", "GET")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ovsdb_agent import contract
 from ovsdb_agent.peerlog import printable
 from ryu_dove.directory import Endpoint
+from ryu_dove.northbound import metrics
 from ryu_dove.northbound.resources import item
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def _hypervisors(engine: Engine) -> list[dict[str, Any]]:
 
 def _controller(engine: Engine) -> dict[str, Any]:
     stats = engine.stats
-    states = [_state(engine, hv.name) for hv in engine.directory.hypervisors()]
+    states = [state_of(engine, hv.name) for hv in engine.directory.hypervisors()]
     return {
         "version": VERSION,
         "policy_sources": list(engine.policy.sources),
@@ -97,7 +98,7 @@ def _every_switch_in_sync(engine: Engine) -> bool:
     return True
 
 
-def _state(engine: Engine, name: str) -> str:
+def state_of(engine: Engine, name: str) -> str:
     """connected (OVSDB and OpenFlow), degraded (one of them), unreachable (neither), or
     stale (restored from disk after a restart and not heard since)."""
     ups = engine.fleet.ovsdb_connected(name) + (engine.switch_of(name) is not None)
@@ -118,7 +119,7 @@ def _hypervisor(engine: Engine, name: str) -> dict[str, Any]:
     hv = engine.directory.hypervisor(name)
     assert hv is not None
     rec = engine.switch_of(name)
-    return item("hypervisors", hv.name, _state(engine, name), hv.tep_ip,
+    return item("hypervisors", hv.name, state_of(engine, name), hv.tep_ip,
                 f"{hv.dpid:016x}" if hv.dpid is not None else None,
                 engine.fleet.ovsdb_connected(name), rec is not None, _last_heard(engine, name),
                 len(rec.desired) if rec and rec.desired is not None else None,
@@ -141,6 +142,7 @@ def _tunnels(engine: Engine) -> list[dict[str, Any]]:
 
 
 SECTIONS: dict[str, Callable[[Engine], Any]] = {
+    "metrics": metrics.snapshot,
     "endpoints": _endpoints,
     "refused": _refused,
     "hypervisors": _hypervisors,

@@ -29,11 +29,12 @@ rejected until the desired state no longer contains it.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -59,6 +60,21 @@ class Phase(Enum):
 
 
 @dataclass
+class Latency:
+    """Counts of update times per bucket (the last bucket: above every bound), and their
+    sum; read as a Prometheus histogram (ryu_dove.northbound.metrics)."""
+
+    bounds: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                                 2.5, 5.0, 10.0)
+    counts: list[int] = field(default_factory=lambda: [0] * 14)
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
+@dataclass
 class ReconcilerStats:
     bundles: int = 0
     plain_updates: int = 0  # small differences sent as flow-mods and a barrier
@@ -67,6 +83,7 @@ class ReconcilerStats:
     errors: int = 0
     last_commit_s: float = 0.0
     packet_outs: int = 0  # announcements sent
+    latency: Latency = field(default_factory=Latency)  # send to commit, per update
 
 
 class Reconciler:
@@ -174,6 +191,7 @@ class Reconciler:
         else:
             self.stats.plain_updates += 1
         self.stats.last_commit_s = self._clock() - b.sent_at
+        self.stats.latency.observe(self.stats.last_commit_s)
         # DEBUG: an endpoint event commits an update on every hypervisor of its tenant, and at
         # scale a log line (with its flush) per update cost more than the update itself.
         LOG.debug("%s: %s %d committed: +%d -%d flows in %.1f ms", self.name,

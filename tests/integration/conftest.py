@@ -41,14 +41,15 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
 
     def make(topology_path: str, *, controller: bool = False,
              policy_paths: list[str] | None = None,
-             controller_args: list[str] | None = None, tls: bool = True) -> Lab:
+             controller_args: list[str] | None = None, tls: bool = True,
+             osken_manager: str = "") -> Lab:
         paths = policy_paths or [EXAMPLE_POLICY]
         policy = load_policy(paths)
         topology: Topology = load_topology(topology_path, policy)
         lab = Lab(lab_name())
         labs.append(lab)
         lab.up(topology, paths, policy, controller=controller, controller_args=controller_args,
-               tls=tls)
+               tls=tls, osken_manager=osken_manager)
         return lab
 
     yield make

@@ -107,7 +107,7 @@ def test_health_and_index(api: ApiServer, controller: FakeController) -> None:
     assert get(api, "/v1/health") == {"status": "ok"}
     assert get(api, "/") == {"resources": list(ROUTES)}
     assert set(ROUTES) == {"/", "/v1/endpoints", "/v1/hypervisors", "/v1/tunnels",
-                           "/v1/refused", "/v1/controller", "/v1/health"}
+                           "/v1/refused", "/v1/controller", "/v1/health", "/metrics"}
 
 
 def test_a_new_view_is_served(api: ApiServer, controller: FakeController) -> None:
