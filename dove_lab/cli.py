@@ -14,7 +14,7 @@ from dove_lab.lab import Lab, LabError
 from dove_lab.naming import DEFAULT_LAB, check_lab_name
 from dove_lab.shell import CommandFailed
 from dove_lab.topology import load_topology
-from ovsdb_agent import cli_args
+from ovsdb_agent import cli_args, contract
 from ryu_dove.policy import load_policy
 from ryu_dove.policy.yamlmarks import ConfigError
 
@@ -103,6 +103,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         f": standing by after {standby * 1000:.0f} ms, active {active * 1000:.0f} ms after "
         "the switch-over")
     print(f"VM {args.vm} migrated to {args.to}{done}")
+    return 0
+
+
+def cmd_plug_host(args: argparse.Namespace) -> int:
+    from dove_lab.host_vms import plug_host
+    made = plug_host(args.topology, args.policy, args.hypervisor, args.db, args.prefix)
+    for vm in made:
+        print(f"VM {vm.name} ({vm.network} {vm.ip} {vm.mac}) plugged in namespace {vm.netns}")
+    if not made:
+        print(f"no new VM for {args.hypervisor} in {args.topology}")
     return 0
 
 
@@ -207,6 +217,13 @@ def _node_commands(add: AddCommand) -> None:
                          "the address the VM uses (--ip still configures it inside)")
     av.add_argument("--iface-id", help="the port's iface-id (default: the VM's name)")
     add("del-vm", cmd_del_vm, "unplug and remove a VM").add_argument("vm")
+    ph = add("plug-host", cmd_plug_host, "on a real hypervisor (a Vagrant VM): plug the VMs a "
+             "topology puts on it, as namespaces on its br-int (docs/vagrant.md)")
+    ph.add_argument("--topology", required=True)
+    ph.add_argument("--policy", required=True, action="append")
+    ph.add_argument("--hypervisor", required=True, help="this host's name in the topology")
+    ph.add_argument("--db", default=contract.DEFAULT_DB, help="its OVSDB (default: %(default)s)")
+    ph.add_argument("--prefix", default="dove-vm-", help="of the VM namespaces' names")
     mv = add("migrate", cmd_migrate, "live-migrate a VM to another hypervisor (docs/migration.md)")
     mv.add_argument("vm")
     mv.add_argument("--to", required=True, metavar="HYPERVISOR")

@@ -120,10 +120,10 @@ def create_vm(vm: VmState, hv_netns: str, vswitch: VSwitch | None = None,
     if plug and (vswitch is None or external_ids is None):
         raise TypeError("create_vm: plugging needs a vswitch and external_ids")
     netns_add(vm.netns)
-    hv_ns = hv_netns
-    shell.run(["ip", "-n", hv_ns, "link", "add", vm.port, "type", "veth",
+    at = ["-n", hv_netns] if hv_netns else []  # "": the namespace this process runs in
+    shell.run(["ip", *at, "link", "add", vm.port, "type", "veth",
                "peer", "name", "eth0", "netns", vm.netns])
-    shell.run(["ip", "-n", hv_ns, "link", "set", vm.port, "mtu", str(VM_MTU), "up"])
+    shell.run(["ip", *at, "link", "set", vm.port, "mtu", str(VM_MTU), "up"])
     configure_vm_interface(vm)
     if plug:
         assert vswitch is not None and external_ids is not None  # checked above

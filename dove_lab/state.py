@@ -40,9 +40,9 @@ class VmState:
     mac: str
     netns: str
     port: str
-    # "dove": plugged with the binding contract's keys; "libvirt": as libvirt plugs a port;
+    # "dove": plugged with the binding contract's keys; "libvirt": as libvirt plugs a port
+    # (iface-id, attached-mac, iface-status, vm-id only), bound by a policy port mapping;
     # "learn": the contract's keys but dove-ips (its address is learned from its packets)
-    # (iface-id, attached-mac, iface-status, vm-id only), bound by a policy port mapping
     plug: str = "dove"
     iface_id: str = ""  # the Interface's iface-id; the VM's name when empty
 

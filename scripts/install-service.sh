@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 prefix=/opt/ryu_dove
 policy_src=${1:-policies/example.yaml}
 
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then  # a minimal Debian has no venv
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+fi
 python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install -q --upgrade pip
 "$prefix/venv/bin/pip" install -q .
