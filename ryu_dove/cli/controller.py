@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=LEARN.idle_s,
                    help=f"seconds a learned address may go unused before it is retired "
                         f"({LEARN.idle_s}; at most {MAX_IDLE_S}, an OpenFlow idle timeout)")
+    p.add_argument("--counters-interval", type=cli_args.positive_number, default=15.0,
+                   help="seconds between reads of the rule flows' packet counts (the "
+                        "per-rule counters of /metrics; 15)")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                    help="each hypervisor's last known state, kept across restarts "
                         "(default: %(default)s)")
@@ -101,7 +104,8 @@ def _oslo_args(args: argparse.Namespace) -> list[str]:
             "--dove-expiry", str(args.expiry), "--dove-echo-interval", str(args.echo_interval),
             "--dove-state-dir", os.path.abspath(args.state_dir),
             "--dove-learn-limit", str(args.learn_limit),
-            "--dove-learn-expiry", str(args.learn_expiry)]
+            "--dove-learn-expiry", str(args.learn_expiry),
+            "--dove-counters-interval", str(args.counters_interval)]
     for path in args.policy:
         argv += ["--dove-policy", os.path.abspath(path)]
     for name in ("ssl_key", "ssl_cert", "ssl_ca"):

@@ -60,6 +60,7 @@ from ryu_dove.learning.settings import DEFAULT as DEFAULT_LEARN
 from ryu_dove.learning.settings import LearnSettings
 from ryu_dove.northbound import views
 from ryu_dove.openflow.reconciler import Phase, Reconciler
+from ryu_dove.pipeline.stages import Stage
 from ryu_dove.policy import Policy
 
 LOG = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Engine(PuntHandling):
         self.started_at = clock()
         self.started_wall = wall()
         self._expiry_due = clock() + timing.expiry_check_s
+        self._counters_due = clock() + timing.counters_s
         self.released = False
         self.saved = saved
         self.fleet = Fleet(directory, wall)
@@ -208,6 +210,7 @@ class Engine(PuntHandling):
             if name in self.fleet.reports:
                 self._resolve(name)
         self._expire()
+        self._read_counters()
         self._maybe_release()
         if self.released:
             self.work.apply(self.policy, self.reconcilers, self._pump, hold=self.fleet.stale)
@@ -289,6 +292,15 @@ class Engine(PuntHandling):
                 if other in self.fleet.reports:
                     self._resolve(other, depth + 1)
         self.moves.settle(self.directory)
+
+    def _read_counters(self) -> None:
+        """Now and then, every switch's rule flows' packet counts (dove_rule_packets)."""
+        now = self._clock()
+        if now < self._counters_due or not self.released:
+            return
+        self._counters_due = now + self.timing.counters_s
+        for rec in self.reconcilers.values():
+            rec.ask_counters(Stage.IN_ACL_STATE.table)
 
     def _expire(self) -> None:
         now = self._clock()

@@ -35,4 +35,5 @@ class Timing:
     max_grace_s: float = 30.0  # stop waiting for silent hypervisors after this long
     expiry_s: float = DEFAULT_EXPIRY_S  # a hypervisor unheard this long is removed; 0: never
     expiry_check_s: float = 5.0
+    counters_s: float = 15.0  # how often every switch's rule flows' packet counts are read
     tick_s: float = 0.25

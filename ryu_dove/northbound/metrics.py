@@ -23,6 +23,10 @@ from prometheus_client.core import (
     Metric,
 )
 
+from ryu_dove.pipeline.flows import Ct, Flow
+from ryu_dove.pipeline.parts.matches import rule_mark
+from ryu_dove.policy.model import Rule
+
 if TYPE_CHECKING:
     from ryu_dove.engine.loop import Engine
 
@@ -60,6 +64,10 @@ METRICS: tuple[Declared, ...] = (
              ("hypervisor",)),
     Declared("switch_update_seconds", "histogram", "Time from sending a switch update "
              "(bundle or flow-mods) to its commit being confirmed"),
+    Declared("rule_packets", "counter", "Packets through each allow rule's flows (new "
+             "connections it opened and their traffic), summed over the switches; read "
+             "from OVS every 15 s (a switch's counts restart when its flows are re-added)",
+             ("tenant", "rule")),
     Declared("packet_ins", "counter", "Packets the switches copied to the controller, by "
              "reason (learn, activate, rate_limited, other)", ("reason",)),
     Declared("learning_claims", "counter", "Address claims from the data plane, by result "
@@ -101,6 +109,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     out["refused_bindings"] = [((), float(len(engine.fleet.claims.refusals()) + sum(
         len(r) for r in engine.endpoints.refused.values())))]
     _switch_samples(engine, out)
+    out["rule_packets"] = _rule_samples(engine)
     learn = engine.learner.stats
     out["packet_ins"] = [((k,), float(v)) for k, v in sorted(engine.punts.items())]
     out["learning_claims"] = [(("learned",), float(learn.learned)),
@@ -153,6 +162,39 @@ def _switch_samples(engine: Engine, out: dict[str, Any]) -> None:
             else list(latency.counts)
         total += latency.total
     out["switch_update_seconds"] = Buckets(bounds, tuple(counts), total) if bounds else None
+
+
+def _rule_samples(engine: Engine) -> Samples:
+    """Each rule's packets: of the switches' flows that carry its mark (the commits of the
+    connections it opens, and their established and related packets)."""
+    labels = {rule_mark(r): (r.tenant, _rule_label(r)) for t in engine.policy.tenants.values()
+              for r in t.rules}
+    totals = dict.fromkeys(labels.values(), 0)
+    for rec in engine.reconcilers.values():
+        desired = rec.desired or {}
+        for cookie, packets in rec.counters.items():
+            flow = desired.get(cookie)
+            mark = _mark_of(flow) if flow is not None else None
+            label = labels.get(mark) if mark is not None else None
+            if label is not None:
+                totals[label] += packets
+    return [(label, float(n)) for label, n in sorted(totals.items())]
+
+
+def _mark_of(flow: Flow) -> int | None:
+    mark = flow.match_dict.get("ct_mark")
+    if isinstance(mark, int):
+        return mark
+    return next((a.mark for a in flow.actions if isinstance(a, Ct) and a.mark is not None),
+                None)
+
+
+def _rule_label(rule: Rule) -> str:
+    """As the policy says it: "web->db tcp 5432" (a range "8000-8080", no port: any)."""
+    ports = "" if rule.ports is None else (
+        f" {rule.ports[0]}" if rule.ports[0] == rule.ports[1] else
+        f" {rule.ports[0]}-{rule.ports[1]}")
+    return f"{rule.src}->{rule.dst} {rule.proto}{ports}"
 
 
 def families(samples: Mapping[str, Any]) -> Iterator[Metric]:

@@ -359,9 +359,10 @@ def echo_reply(request: bytes) -> bytes:
     return _HEADER.pack(OFP_VERSION, OFP.OFPT_ECHO_REPLY, length, xid) + request[8:length]
 
 
-def flow_stats_request(xid: int) -> bytes:
-    """Ask for every flow of every table; ours are told apart by cookie afterwards."""
-    body = _FLOW_STATS_REQUEST.pack(OFP.OFPMP_FLOW, 0, OFPTT_ALL, OFPP_ANY, OFPG_ANY, 0, 0)
+def flow_stats_request(xid: int, table_id: int = OFPTT_ALL) -> bytes:
+    """Ask for every flow of every table (or of one); ours are told apart by cookie
+    afterwards."""
+    body = _FLOW_STATS_REQUEST.pack(OFP.OFPMP_FLOW, 0, table_id, OFPP_ANY, OFPG_ANY, 0, 0)
     body += _match(())
     return _HEADER.pack(OFP_VERSION, OFP.OFPT_MULTIPART_REQUEST,
                         _HEADER.size + len(body), xid) + body

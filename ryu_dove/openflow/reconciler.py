@@ -109,6 +109,10 @@ class Reconciler:
         self._synced = False  # a first difference since the last read of the switch went in
         self._meter_xids: dict[int, int] = {}  # meter-mods in flight -> their meter id
         self.meters_failed: set[int] = set()  # meters the switch would not take
+        self.counters: dict[int, int] = {}  # cookie -> packets, from the last counter read
+        self._counter_xid: int | None = None
+        self._counter_asked = 0.0
+        self._counter_parts: dict[int, int] = {}
 
     # --- inputs -----------------------------------------------------------------------
 
@@ -150,7 +154,23 @@ class Reconciler:
         self.hold = False
         self._push()
 
+    def ask_counters(self, table_id: int) -> None:
+        """Read the packet counts of one table's flows (the rules' hits); the answer goes to
+        `counters`. One request at a time; none while the flow table is read."""
+        if self.phase is Phase.DUMPING or (
+                self._counter_xid is not None and self._clock() - self._counter_asked < 60.0):
+            return  # (an answer lost for a minute is given up)
+        self._counter_asked = self._clock()
+        self._counter_xid = self._xid()
+        self._counter_parts = {}
+        self._send_bytes(messages.flow_stats_request(self._counter_xid, table_id))
+
     def on_flow_stats(self, msg: Any) -> None:
+        if msg.xid == self._counter_xid:
+            self._counter_parts.update(zip(msg.cookies, msg.packets, strict=False))
+            if not msg.more:
+                self.counters, self._counter_xid = self._counter_parts, None
+            return
         if msg.xid != self._dump_xid:
             return
         self._dump_parts.append(msg)

@@ -23,7 +23,7 @@ from ryu_dove.events import MessageKind
 _HEADER = 8
 _MULTIPART = struct.Struct("!HH4x")  # type, flags (after the header)
 _FLOW_STATS_MIN = OFP.OFP_FLOW_STATS_SIZE  # one entry with an empty match
-_COOKIE_AT = 24  # offset of the cookie in an ofp_flow_stats entry
+_COOKIE_AT = 24  # offset of the cookie in an ofp_flow_stats entry; its packet count follows
 _EXPERIMENTER = struct.Struct("!II")  # experimenter id, its message type
 _BUNDLE_CTRL = struct.Struct("!IHH")  # bundle id, control type, flags
 _ERROR = struct.Struct("!HH")
@@ -52,6 +52,7 @@ class FlowStatsReply:
     xid: int
     more: bool
     cookies: tuple[int, ...]
+    packets: tuple[int, ...] = ()  # each entry's packet count, in the same order
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +127,18 @@ def _flow_stats(datapath: Any, xid: int, msg: bytes) -> FlowStatsReply | None:
     mp_type, flags = _MULTIPART.unpack_from(msg, _HEADER)
     if mp_type != OFP.OFPMP_FLOW:
         return None  # never asked for: nothing to act on
-    cookies, pos, end = [], _HEADER + _MULTIPART.size, len(msg)
+    cookies, packets, pos, end = [], [], _HEADER + _MULTIPART.size, len(msg)
     while pos < end:
         length = struct.unpack_from("!H", msg, pos)[0] if end - pos >= 2 else 0
         if length < _FLOW_STATS_MIN or length % 8 or pos + length > end:
             raise MalformedMessage(f"flow stats entry of length {length} at byte {pos} of a "
                                    f"{end}-byte reply")
-        cookies.append(struct.unpack_from("!Q", msg, pos + _COOKIE_AT)[0])
+        cookie, count = struct.unpack_from("!QQ", msg, pos + _COOKIE_AT)
+        cookies.append(cookie)
+        packets.append(count)
         pos += length
-    return FlowStatsReply(datapath, xid, bool(flags & OFP.OFPMPF_REPLY_MORE), tuple(cookies))
+    return FlowStatsReply(datapath, xid, bool(flags & OFP.OFPMPF_REPLY_MORE), tuple(cookies),
+                          tuple(packets))
 
 
 def _bundle_reply(datapath: Any, xid: int, msg: bytes) -> BundleReply | None:

@@ -22,10 +22,13 @@ def match_bytes(match: parser.OFPMatch | None = None) -> bytes:
 
 
 def flow_stats_reply(xid: int, cookies: Sequence[int], more: bool = False,
-                     table_id: int = 0, priority: int = 100) -> bytes:
+                     table_id: int = 0, priority: int = 100,
+                     packets: Sequence[int] | None = None) -> bytes:
     match = match_bytes()
+    counts = packets if packets is not None else [0] * len(cookies)
     entries = b"".join(_ENTRY.pack(_ENTRY.size + len(match), table_id, 0, 0, priority, 0, 0, 0,
-                                   cookie, 0, 0) + match for cookie in cookies)
+                                   cookie, count, 0) + match
+                       for cookie, count in zip(cookies, counts, strict=True))
     body = struct.pack("!HH4x", ofp.OFPMP_FLOW, ofp.OFPMPF_REPLY_MORE if more else 0) + entries
     return HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 8 + len(body), xid) + body
 

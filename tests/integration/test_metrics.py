@@ -26,7 +26,8 @@ def ovs_flow_count(lab: Lab, hv: str) -> int:
 
 
 def test_metrics_say_what_the_lab_has(make_lab, write_topology):
-    lab = make_lab(write_topology(PAIR), controller=True)
+    lab = make_lab(write_topology(PAIR), controller=True,
+                   controller_args=["--counters-interval", "0.5"])
     wait_in_sync(lab)
     learner = lab.add_vm("l1", "hv2", "acme/db", "198.51.100.80", learn=True)
     ping(learner, lab.state().vms["a1"].ip, timeout=1.0)  # speaks: its address is learned
@@ -47,6 +48,12 @@ def test_metrics_say_what_the_lab_has(make_lab, write_topology):
         assert got[("dove_switch_flow_drift", label)] == 0
         assert got[("dove_switch_flows_installed", label)] == ovs_flow_count(lab, hv)
     assert got[("dove_switch_update_seconds_count", ())] > 0
+    # a1 (web) pings l1 (db): the example's icmp rule counts its packets.
+    assert ping(lab.state().vms["a1"], learner.ip, count=3, timeout=3.0)
+    icmp = ("dove_rule_packets_total", (("rule", "web->db icmp"), ("tenant", "acme")))
+    wait_for(lambda: scrape(lab).get(icmp, 0) >= 6, 5, "the icmp rule's packets counted")
+    assert scrape(lab)[("dove_rule_packets_total", (("rule", "web->db tcp 5432"),
+                                                    ("tenant", "acme")))] == 0
     lab.controller_reload()
     wait_for(lambda: scrape(lab).get(("dove_policy_reloads_total",
                                       (("result", "unchanged"),))) == 1, 5, "a reload counted")

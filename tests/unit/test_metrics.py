@@ -79,3 +79,22 @@ def test_the_grafana_dashboard_asks_only_for_declared_metrics() -> None:
     asked = {name for panel in dash["panels"] for target in panel["targets"]
              for name in re.findall(r"\bdove_[a-z_]+", target["expr"])}
     assert asked and asked <= exposed, asked - exposed
+
+
+def test_each_rule_counts_the_packets_of_its_flows_on_every_switch() -> None:
+    from ryu_dove.pipeline.stages import Stage
+    from tests.unit.test_engine import A1, report, tunnel_port, vm_port
+    h = converged()
+    db = vm_port("d1", 2, "02:00:00:00:00:0d", "198.51.100.70", net="acme/db")
+    h.run(report("hv1", A1, db, tunnel_port("hv2", 9)))
+    h.later(h.engine.timing.counters_s)  # the engine asks every switch for its counts
+    asked = [x for sw in h.switches.values() for kind, x in sw.sent if kind == "dump"]
+    assert len(asked) >= 4  # the two first reads, then a counter read each
+    rec = h.engine.switch_of("hv1")
+    assert rec is not None
+    acl = [f for f in rec.desired.values() if f.stage is Stage.IN_ACL_STATE and f.priority]
+    rec.counters = {f.cookie: 3 for f in acl}  # as if the switch answered so
+    got = samples(scrape_text(h.engine))
+    tcp = got[("dove_rule_packets_total", (("rule", "web->db tcp 5432"), ("tenant", "acme")))]
+    icmp = got[("dove_rule_packets_total", (("rule", "web->db icmp"), ("tenant", "acme")))]
+    assert tcp > 0 and icmp > 0 and tcp + icmp == 3 * len(acl)

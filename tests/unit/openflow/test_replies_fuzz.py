@@ -42,7 +42,8 @@ def samples() -> list[bytes]:
     """One of each message the controller acts on, as os-ken (and OVS) lay them out."""
     match = PARSER.OFPMatch(in_port=3, eth_dst="02:00:00:00:00:01")
     return [
-        flow_stats_reply([1, 0xD0 << 56, 2**64 - 1], more=True),
+        switch_messages.flow_stats_reply(7, [1, 0xD0 << 56, 2**64 - 1], True,
+                                         packets=[5, 0, 2**64 - 1]),
         wire(PARSER.ONFBundleCtrlMsg(DP, 9, ofp.ONF_BCT_COMMIT_REPLY, 0, [])),
         wire(PARSER.OFPErrorMsg(DP, type_=ofp.OFPET_BAD_MATCH, code=ofp.OFPBMC_BAD_FIELD,
                                 data=b"\x04\x0e" + bytes(30))),
@@ -61,7 +62,8 @@ def parse(buf: bytes):
 def test_what_os_ken_lays_out_is_read_back() -> None:
     stats, bundle, error, packet_in, barrier, removed = (parse(b) for b in samples())
     assert stats == (MessageKind.FLOW_STATS,
-                     replies.FlowStatsReply(DP, 7, True, (1, 0xD0 << 56, 2**64 - 1)))
+                     replies.FlowStatsReply(DP, 7, True, (1, 0xD0 << 56, 2**64 - 1),
+                                            (5, 0, 2**64 - 1)))
     assert bundle == (MessageKind.BUNDLE,
                       replies.BundleReply(DP, 7, 9, ofp.ONF_BCT_COMMIT_REPLY))
     assert error[1].type == ofp.OFPET_BAD_MATCH and error[1].code == ofp.OFPBMC_BAD_FIELD
@@ -77,6 +79,7 @@ def test_the_hand_built_layouts_are_what_os_ken_parses() -> None:
     stats, _, _, packet_in, _, _ = samples()
     msg = ofproto_parser.msg(DP, *ofproto_parser.header(stats), stats)
     assert [s.cookie for s in msg.body] == [1, 0xD0 << 56, 2**64 - 1]
+    assert [s.packet_count for s in msg.body] == [5, 0, 2**64 - 1]
     assert msg.flags == ofp.OFPMPF_REPLY_MORE
     msg = ofproto_parser.msg(DP, *ofproto_parser.header(packet_in), packet_in)
     assert (msg.table_id, msg.cookie, msg.data) == (20, 5, bytes(range(14)))
