@@ -122,7 +122,10 @@ class SimulatedSwitch(asyncio.Protocol):
             self._send(features_reply(xid, self.dpid))
         elif mtype == OFPT_MULTIPART_REQUEST:
             mp_type = U16.unpack_from(buf, off + HEADER.size)[0]
-            self.times["dumped" if mp_type == 1 else "port_desc"] = now
+            # A flow dump asks for every table; the rule counters' read for one (not a dump).
+            one_table = mp_type == 1 and buf[off + HEADER.size + 8] != 0xFF
+            self.times["counters" if one_table else "dumped" if mp_type == 1
+                       else "port_desc"] = now
             self._send(empty_multipart_reply(xid, mp_type))
         elif mtype == OFPT_FLOW_MOD:
             self.unbarriered = True
