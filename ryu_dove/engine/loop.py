@@ -68,6 +68,7 @@ LOG = logging.getLogger(__name__)
 
 PUMP_S = 0.05  # during a long batch, serve the switch sockets this often
 MAX_BATCH = 10000  # events taken from the queue at once
+COUNTERS_CHECK_S = 0.5  # how often switches due a counter read are looked for
 STALL_S = 60.0  # no batch finished for this long: the engine is stuck (the longest seen at
 # a thousand switches is a few seconds)
 
@@ -92,7 +93,7 @@ class Engine(PuntHandling):
         self.started_at = clock()
         self.started_wall = wall()
         self._expiry_due = clock() + timing.expiry_check_s
-        self._counters_due = clock() + timing.counters_s
+        self._counters_due = clock() + min(timing.counters_s, COUNTERS_CHECK_S)
         self.released = False
         self.saved = saved
         self.fleet = Fleet(directory, wall)
@@ -294,13 +295,19 @@ class Engine(PuntHandling):
         self.moves.settle(self.directory)
 
     def _read_counters(self) -> None:
-        """Now and then, every switch's rule flows' packet counts (dove_rule_packets)."""
+        """Every switch's rule flows' packet counts (dove_rule_packets), each switch once per
+        counters_s, spread over that time: a thousand replies at once would hold up the
+        events behind them. Looked at twice a second."""
         now = self._clock()
         if now < self._counters_due or not self.released:
             return
-        self._counters_due = now + self.timing.counters_s
-        for rec in self.reconcilers.values():
-            rec.ask_counters(Stage.IN_ACL_STATE.table)
+        self._counters_due = now + COUNTERS_CHECK_S
+        period = self.timing.counters_s
+        for dpid, rec in self.reconcilers.items():
+            slot = (dpid * 2654435761 % 1000) / 1000 * period  # a fixed place in the period
+            if (now - slot) // period > (rec.counters_read_at - slot) // period:
+                rec.counters_read_at = now
+                rec.ask_counters(Stage.IN_ACL_STATE.table)
 
     def _expire(self) -> None:
         now = self._clock()
@@ -363,6 +370,7 @@ class Engine(PuntHandling):
             replaced.dp.close("replaced by a new connection from the same switch")
         rec = Reconciler(name, dp)
         rec.hold = not self.released
+        rec.counters_read_at = self._clock()  # its first counter read comes in its turn
         self.reconcilers[dp.id] = rec
         rec.start()
         if known:

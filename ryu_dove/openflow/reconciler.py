@@ -112,6 +112,7 @@ class Reconciler:
         self.counters: dict[int, int] = {}  # cookie -> packets, from the last counter read
         self._counter_xid: int | None = None
         self._counter_asked = 0.0
+        self.counters_read_at = 0.0  # when the engine last asked for counters (its clock)
         self._counter_parts: dict[int, int] = {}
 
     # --- inputs -----------------------------------------------------------------------
