@@ -13,7 +13,9 @@ listener (ofp_handler) on the same port. docs/controller.md says why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import ssl
 from typing import Any
 
@@ -31,13 +33,14 @@ from ryu_dove.directory import MemoryDirectory
 from ryu_dove.engine.loop import Engine, Timing
 from ryu_dove.engine.saved_state import DEFAULT_STATE_DIR, SavedState
 from ryu_dove.engine.settings import DEFAULT_EXPIRY_S
-from ryu_dove.events import OvsdbGone, OvsdbReport
+from ryu_dove.events import NewPolicy, OvsdbGone, OvsdbReport, PolicyRefused
 from ryu_dove.learning.settings import DEFAULT as LEARN
 from ryu_dove.learning.settings import MAX_IDLE_S, LearnSettings
 from ryu_dove.northbound.api import ApiServer
 from ryu_dove.openflow.connection import ECHO_INTERVAL_S
 from ryu_dove.openflow.server import OpenFlowServer
 from ryu_dove.policy import load_policy
+from ryu_dove.policy.yamlmarks import ConfigError
 
 LOG = logging.getLogger(__name__)
 
@@ -136,9 +139,20 @@ class DoveController(app_manager.OSKenApp):
                  *self.openflow.address, self.CONF.dove.listen, self.CONF.dove.ovsdb_port,
                  self.api.url)
         super().start()
+        self._reload_on_sighup()
         # osken-manager (os-ken <= 3.1) runs until the threads apps return have ended; with
         # none it would close the app at once. This one ends when the app is closed.
         return hub.spawn(self._closed.wait)
+
+    def _reload_on_sighup(self) -> None:
+        """Under osken-manager nothing else handles SIGHUP: reload the policy on it, as
+        dove-controller does (which installs its own handler first, from its main thread)."""
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL:
+            return
+        paths = list(self.CONF.dove.policy)
+        with contextlib.suppress(ValueError):  # not the main thread: not ours to handle
+            signal.signal(signal.SIGHUP,
+                          lambda *_: hub.spawn(reload_policy, paths, self.engine))
 
     def close(self) -> None:
         self._closed.set()
@@ -148,6 +162,23 @@ class DoveController(app_manager.OSKenApp):
         self.saved.stop()
         self.openflow.close()
         super().close()
+
+
+def reload_policy(paths: list[str], engine: Engine) -> None:
+    """Re-read the policy and hand it to the engine; a broken one is refused (every problem
+    logged, counted) and the running policy stays."""
+    try:
+        policy = load_policy(paths)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            LOG.error("policy reload refused, keeping the running policy: %s", problem)
+        engine.post(PolicyRefused())
+        return
+    except Exception:  # a bug in the loader must not take the running controller down
+        LOG.exception("policy reload failed, keeping the running policy")
+        engine.post(PolicyRefused())
+        return
+    engine.post(NewPolicy(policy))
 
 
 def _tls_context(conf: Any) -> ssl.SSLContext | None:

@@ -27,7 +27,7 @@ from ryu_dove.engine.settings import DEFAULT_EXPIRY_S
 from ryu_dove.learning.settings import DEFAULT as LEARN
 from ryu_dove.learning.settings import MAX_IDLE_S
 from ryu_dove.openflow.connection import ECHO_INTERVAL_S
-from ryu_dove.policy import check_policy, load_policy
+from ryu_dove.policy import check_policy
 
 LOG = logging.getLogger("ryu_dove.controller")
 EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: the engine died or stalled; restart me
@@ -249,25 +249,11 @@ def _watch(args: argparse.Namespace, app_manager: Any, wake: threading.Event,
 
 
 def _reload(paths: list[str], app_manager: Any) -> None:
-    from ryu_dove.events import NewPolicy, PolicyRefused
-    from ryu_dove.policy.yamlmarks import ConfigError
+    from ryu_dove.app import reload_policy
 
     app = app_manager.lookup_service_brick("DoveController")
-    try:
-        policy = load_policy(paths)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            LOG.error("policy reload refused, keeping the running policy: %s", problem)
-        if app is not None:
-            app.engine.post(PolicyRefused())
-        return
-    except Exception:  # a bug in the loader must not take the running controller down
-        LOG.exception("policy reload failed, keeping the running policy")
-        if app is not None:
-            app.engine.post(PolicyRefused())
-        return
     if app is not None:
-        app.engine.post(NewPolicy(policy))
+        reload_policy(paths, app.engine)
 
 
 if __name__ == "__main__":

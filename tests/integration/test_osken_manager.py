@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -55,12 +57,20 @@ def test_the_manager_runs_a_lab_where_vms_reach_each_other(manager, make_lab, wr
     assert not ping(vms["a1"], extra.ip, timeout=1.0)  # another tenant
 
 
+def reloads(result: str) -> float:
+    with urllib.request.urlopen("http://127.0.0.1:28080/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    found = re.search(rf'^dove_policy_reloads_total{{result="{result}"}} (\S+)$', text, re.M)
+    return float(found[1]) if found else -1.0
+
+
 def test_the_manager_reads_the_apps_options_from_a_config_file(manager, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((ROOT / "policies" / "example.yaml").read_text())
     conf = tmp_path / "dove.conf"
     conf.write_text((ROOT / "etc" / "ryu_dove.conf").read_text()
                     .replace("ofp_listen_host = 0.0.0.0", "ofp_listen_host = 127.0.0.1")
-                    .replace("policy = /etc/ryu_dove/policy.yaml",
-                             f"policy = {ROOT / 'policies' / 'example.yaml'}")
+                    .replace("policy = /etc/ryu_dove/policy.yaml", f"policy = {policy}")
                     .replace("listen = 0.0.0.0", "listen = 127.0.0.1")
                     .replace("ovsdb_port = 6640", "ovsdb_port = 26640")
                     .replace("api_port = 8080", "api_port = 28080")
@@ -75,11 +85,18 @@ def test_the_manager_reads_the_apps_options_from_a_config_file(manager, tmp_path
             try:
                 with urllib.request.urlopen("http://127.0.0.1:28080/v1/controller",
                                             timeout=2) as resp:
-                    return json.load(resp)["policy_sources"] == [
-                        str(ROOT / "policies" / "example.yaml")]
+                    return json.load(resp)["policy_sources"] == [str(policy)]
             except OSError:
                 return False
         wait_for(answers, 30, "the API of ryu_dove.app under osken-manager")
+        # SIGHUP reloads the policy under the manager too: a broken file is refused.
+        good = policy.read_text()
+        policy.write_text(good + "\n  broken: [\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: reloads("refused") == 1, 10, "the broken policy refused")
+        policy.write_text(good)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: reloads("unchanged") == 1, 10, "the same policy reloaded")
         time.sleep(0.5)
         assert proc.poll() is None, "the manager exited"
     finally:
