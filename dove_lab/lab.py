@@ -277,11 +277,16 @@ class Lab:
             iface_id = nodes.vif_ids(vm)[contract.IFACE_ID]
             migration.prepare(vm, dst.netns, self.vswitch(dst), nodes.vif_ids(vm))
             waits: dict[str, float | None] = {"standby_s": None, "active_s": None}
-            if state.controller:
-                waits["standby_s"] = self._wait_endpoint(state, iface_id, to, True, timeout)
-                # A real migration copies memory for seconds meanwhile: the destination's
-                # flows are in place when the VM resumes there.
-                wait_connected(state, [dst], timeout)
+            try:
+                if state.controller:
+                    waits["standby_s"] = self._wait_endpoint(state, iface_id, to, True,
+                                                             timeout)
+                    # A real migration copies memory for seconds meanwhile: the
+                    # destination's flows are in place when the VM resumes there.
+                    wait_connected(state, [dst], timeout)
+            except LabError:  # the migration is abandoned: the VM stays at the source
+                migration.finish(vm, dst.netns, self.vswitch(dst))
+                raise
             with migration.Announcer(vm) as announce:
                 migration.switch_over(vm, announce)
             if state.controller:

@@ -24,8 +24,17 @@ install -m 0644 etc/dove-controller.service /etc/systemd/system/dove-controller.
 "$prefix/venv/bin/dovectl" check /etc/ryu_dove/policy.yaml
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
-  systemctl enable --now dove-controller
-  echo "install-service: dove-controller enabled and started (journalctl -u dove-controller)"
+  systemctl enable dove-controller
+  # shellcheck disable=SC1091
+  . /etc/default/dove-controller
+  if [[ " $DOVE_ARGS " == *" --plaintext "* ]] || [ -e /etc/ryu_dove/controller-privkey.pem ]; then
+    systemctl restart dove-controller
+    echo "install-service: dove-controller started (journalctl -u dove-controller)"
+  else
+    echo "install-service: enabled, not started: put the TLS files named in" \
+         "/etc/default/dove-controller in place (docs/security.md), then" \
+         "systemctl start dove-controller"
+  fi
 else
   echo "install-service: installed; systemd is not running here, start it with" \
        "systemctl start dove-controller where it is"

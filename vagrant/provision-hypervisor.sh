@@ -8,15 +8,18 @@
 set -euo pipefail
 name=$1 tep=$2 controller=$3 topology=$4 policy=$5
 shift 5
-cd "$(dirname "$0")/.."
+# Vagrant uploads this script to /tmp and runs it there: the repository is /vagrant then.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+[ -f "$repo/scripts/setup.sh" ] || repo=/vagrant
+cd "$repo"
 bash scripts/setup.sh
 db=unix:/var/run/openvswitch/db.sock
 datapath=system
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case ${args[i]} in
-    --db) db=${args[i+1]} ;;
-    --datapath-type) datapath=${args[i+1]} ;;
+    --db) db=${args[i+1]:-$db} ;;
+    --datapath-type) datapath=${args[i+1]:-$datapath} ;;
   esac
 done
 if [ "$datapath" = system ] && ! systemctl is-active --quiet openvswitch-switch 2>/dev/null; then

@@ -44,7 +44,8 @@ PortMemo = dict[PortInfo, "Endpoint | str | None"]
 
 def resolve(policy: Policy, directory: Directory, hypervisor: str,
             ports: Iterable[PortInfo], memo: PortMemo | None = None,
-            learn: LearnSettings = DEFAULT, active_at: Mapping[tuple[str, str], str] | None = None,
+            learn: LearnSettings = DEFAULT,
+            active_at: Mapping[tuple[str, str], tuple[str, str]] | None = None,
             ) -> tuple[list[Endpoint], list[Refusal]]:
     """Endpoints for the VM ports of one hypervisor, and the bindings refused, with why.
 
@@ -57,7 +58,8 @@ def resolve(policy: Policy, directory: Directory, hypervisor: str,
     first; the port is not refused for them). A port with the MAC and iface-id of an
     endpoint active on another hypervisor is a live migration's standby port (Endpoint.
     standby), and so is the port of a VM whose move `active_at` ((network, MAC) ->
-    hypervisor) says has taken effect elsewhere.
+    (hypervisor, iface-id)) says has taken effect elsewhere; never a port of another
+    iface-id (it is refused for the MAC, as always).
     """
     endpoints: list[Endpoint] = []
     refused: list[Refusal] = []
@@ -124,12 +126,12 @@ def _endpoint(policy: Policy, hypervisor: str, port: PortInfo,
 
 
 def _is_standby(directory: Directory, hypervisor: str, ep: Endpoint,
-                active_at: Mapping[tuple[str, str], str]) -> bool:
+                active_at: Mapping[tuple[str, str], tuple[str, str]]) -> bool:
     """Another hypervisor has this VM's active port (same network, MAC and iface-id), or
     the VM's move went elsewhere."""
     where = active_at.get((ep.network, ep.mac))
     if where is not None:
-        return where != hypervisor
+        return where[1] == ep.iface_id and where[0] != hypervisor
     holder = directory.by_mac(ep.network, ep.mac)
     return (holder is not None and holder.hypervisor != hypervisor
             and holder.iface_id == ep.iface_id)

@@ -31,7 +31,8 @@ class EndpointResolver:
 
     def resolve(self, policy: Policy, name: str, vm_ports: Iterable[PortInfo],
                 muted: Collection[str] = (),
-                active_at: Mapping[tuple[str, str], str] | None = None) -> set[str]:
+                active_at: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+                ) -> set[str]:
         """Re-derive one hypervisor's endpoints (learning ports named in `muted` without
         their punts); returns the networks that changed."""
         memo = self._memo.setdefault(name, {})

@@ -205,7 +205,10 @@ class Engine(PuntHandling):
     def handle_batch(self, events: list[Any]) -> None:
         """Apply events, then recompute what they touched (public for tests)."""
         for event in events:
-            self._handle(event)
+            try:
+                self._handle(event)
+            except Exception:  # one event's failure must not cost the rest of the batch
+                LOG.exception("engine: failed to handle %s", type(event).__name__)
             self._pump()
         for name in self.learner.mute_changes():
             if name in self.fleet.reports:
@@ -397,6 +400,7 @@ class Engine(PuntHandling):
         if rec is None or rec.dp is not dp:
             return  # an old connection of a switch that has reconnected since
         del self.reconcilers[dp.id]
+        self.learner.forget_switch(dp.id)
         LOG.warning("switch %s disconnected (OpenFlow); its flows stay installed", rec.name)
         name = self.fleet.name_of_dpid(dp.id)
         if name is not None:

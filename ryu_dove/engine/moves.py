@@ -38,7 +38,7 @@ Key = tuple[str, str]  # (network, MAC)
 
 class Moves:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.active_at: dict[Key, str] = {}
+        self.active_at: dict[Key, tuple[str, str]] = {}  # -> (hypervisor, iface-id)
         self.moves = 0
         self.held = 0  # moves refused because the VM was flapping
         self._clock = clock
@@ -64,7 +64,7 @@ class Moves:
                         FLAP_WINDOW_S)
             return False
         recent.append(now)
-        self.active_at[key] = standby.hypervisor
+        self.active_at[key] = (standby.hypervisor, standby.iface_id)
         self.moves += 1
         source = f"{active.hypervisor} port {printable(active.port)}" if active else "nowhere"
         LOG.info("endpoint %s %s moved from %s to %s port %s (it spoke there)",
@@ -99,7 +99,7 @@ class Moves:
         for ep in after:
             if ep.standby:
                 continue
-            moved = self.active_at.get((ep.network, ep.mac)) == name
+            moved = self.active_at.get((ep.network, ep.mac)) == (name, ep.iface_id)
             stale = False
             for ip in ep.ips:
                 last = self._holders.get((ep.network, ip))

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 LearnedWriter = Callable[[str, Mapping[str, str | None]], None]  # OvsdbManager.set_learned
 OFPRR_IDLE_TIMEOUT = 0
+ANNOUNCE_PORTS = 1000  # output actions per announcement packet-out
 
 
 class PuntHandling:
@@ -48,12 +49,12 @@ class PuntHandling:
     def _on_punt(self, dpid: int, msg: PacketIn) -> None:
         """A packet a flow copied: from a learning port's port security, or from a
         migration's standby port (the VM spoke there: its move takes effect)."""
-        if not self.learner.admit(dpid):
-            self.punts["rate_limited"] += 1
-            return
         stage = (msg.cookie >> 48) & 0xFF
         kind = {Stage.IN_CLASSIFY.cookie_id: "activate",
                 Stage.IN_PORT_SEC.cookie_id: "learn"}.get(stage, "other")
+        if not self.learner.admit(dpid, kind):
+            self.punts["rate_limited"] += 1
+            return
         self.punts[kind if is_ours(msg.cookie) else "other"] += 1
         if msg.in_port is None or not is_ours(msg.cookie):
             return
@@ -112,8 +113,9 @@ class PuntHandling:
                      if e.network == ep.network and not e.standby and e.mac != ep.mac]
             if rec is None or not ports:
                 continue
-            for frame in frames:
-                rec.packet_out(frame, ports)
+            for frame in frames:  # a packet-out's actions length is 16 bits: 4,095 outputs
+                for at in range(0, len(ports), ANNOUNCE_PORTS):
+                    rec.packet_out(frame, ports[at:at + ANNOUNCE_PORTS])
 
     def _endpoint_at(self, name: str, ofport: int) -> Endpoint | None:
         return next((e for e in self.directory.endpoints_on(name) if e.ofport == ofport), None)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ryu_dove.policy import Network
 
 MAX_VALUE = 4096  # characters read of the value: 64 addresses fit
+MAX_SINCE = 2**32 - 1  # unix seconds (year 2106): a larger "when" is not a time
 
 
 def parse(raw: str, net: Network, limit: int) -> list[tuple[str, int]]:
@@ -27,7 +28,7 @@ def parse(raw: str, net: Network, limit: int) -> list[tuple[str, int]]:
             ip, since = str(ipaddress.ip_address(ip_text)), int(when or "0")
         except ValueError:
             continue
-        if ip in seen or since < 0 or net.host_problem(ip):
+        if ip in seen or not 0 <= since <= MAX_SINCE or net.host_problem(ip):
             continue
         seen.add(ip)
         out.append((ip, since))

@@ -60,7 +60,7 @@ class Learner:
     _overlay: dict[str, dict[str, str]] = field(default_factory=dict)  # hv -> port -> value
     _refusals: dict[PortKey, deque[float]] = field(default_factory=dict)
     _muted: dict[PortKey, float] = field(default_factory=dict)  # until (clock)
-    _buckets: dict[int, _Bucket] = field(default_factory=dict)  # by datapath id
+    _buckets: dict[tuple[int, str], _Bucket] = field(default_factory=dict)  # (dpid, kind)
     _landed: dict[str, list[str]] = field(default_factory=dict)  # hv -> ports read back
     _mute_changed: set[str] = field(default_factory=set)  # hvs with a port muted since
 
@@ -113,15 +113,21 @@ class Learner:
             del self._muted[key]
             self._refusals.pop(key, None)
         changed, self._mute_changed = self._mute_changed | {hv for hv, _ in ended}, set()
+        window = self.settings.mute_window_s
+        for key in [k for k, r in self._refusals.items()  # bounded: only recent strikers
+                    if now - r[-1] > window and k not in self._muted]:
+            del self._refusals[key]
         return changed
 
     # --- punts and expiries ------------------------------------------------------------
 
-    def admit(self, dpid: int) -> bool:
-        """The switch's punt budget (a token bucket) allows one more."""
+    def admit(self, dpid: int, kind: str = "learn") -> bool:
+        """The switch's punt budget of that kind (a token bucket) allows one more. Learning
+        and migrations' activations have a budget each: a VM flooding the one cannot
+        starve the other."""
         self.stats.punts += 1
         now, s = self.clock(), self.settings
-        bucket = self._buckets.setdefault(dpid, _Bucket(float(s.punt_burst), now))
+        bucket = self._buckets.setdefault((dpid, kind), _Bucket(float(s.punt_burst), now))
         bucket.tokens = min(float(s.punt_burst), bucket.tokens + (now - bucket.at) *
                             s.punts_per_s)
         bucket.at = now
@@ -132,7 +138,8 @@ class Learner:
         return True
 
     def forget_switch(self, dpid: int) -> None:
-        self._buckets.pop(dpid, None)
+        for key in [k for k in self._buckets if k[0] == dpid]:
+            del self._buckets[key]
 
     def punt(self, ep: Endpoint, net: Network, directory: Directory,
              frame: bytes) -> str | None:
@@ -140,6 +147,7 @@ class Learner:
         if not (ep.learning and ep.punt):
             return None
         entries = list(zip(ep.ips, ep.learned_at, strict=True))
+        refused = self.stats.refused
         for claim in frames.claims(frame):
             if claim.mac != ep.mac or claim.ip in ep.ips or any(
                     ip == claim.ip for ip, _ in entries):
@@ -155,6 +163,9 @@ class Learner:
             LOG.info("learned %s for %s %s on %s port %s (from %s)", claim.ip, ep.network,
                      ep.mac, ep.hypervisor, printable(ep.port), claim.how)
         if len(entries) == len(ep.ips):
+            full = len(entries) >= self.settings.limit  # its punts are on their way out
+            if self.stats.refused == refused and not full:  # it taught nothing: a strike
+                self._strike(ep)
             return None
         return self._keep(ep, entries)
 
@@ -189,10 +200,14 @@ class Learner:
 
     def _refused(self, ep: Endpoint, claim: frames.Claim, why: str) -> None:
         self.stats.refused += 1
-        key = (ep.hypervisor, ep.port)
         self._log.log(logging.WARNING, ep.hypervisor, "not learning %s for %s %s on %s port "
                       "%s (from %s): %s", claim.ip, ep.network, ep.mac, ep.hypervisor,
                       printable(ep.port), claim.how, printable(why))
+        self._strike(ep)
+
+    def _strike(self, ep: Endpoint) -> None:
+        """A punt that was refused, or that taught nothing: enough of them mute the port."""
+        key = (ep.hypervisor, ep.port)
         now, s = self.clock(), self.settings
         recent = self._refusals.setdefault(key, deque(maxlen=s.mute_after))
         recent.append(now)
@@ -201,8 +216,8 @@ class Learner:
             self._muted[key] = now + s.mute_s
             self._mute_changed.add(ep.hypervisor)
             self.stats.muted += 1
-            LOG.warning("%s port %s: %d refused claims in %.0f s; not learning from it for "
-                        "%.0f s", ep.hypervisor, printable(ep.port), len(recent),
+            LOG.warning("%s port %s: %d refused or empty claims in %.0f s; not learning "
+                        "from it for %.0f s", ep.hypervisor, printable(ep.port), len(recent),
                         now - recent[0], s.mute_s)
 
     def written(self) -> Mapping[str, Mapping[str, str]]:

@@ -41,7 +41,7 @@ from typing import Any
 from ryu_dove.events import MessageKind
 from ryu_dove.openflow import messages
 from ryu_dove.pipeline.flows import Flow, is_ours
-from ryu_dove.pipeline.parts.common import PUNT_METER
+from ryu_dove.pipeline.parts.common import ACTIVATION_METER, PUNT_METER
 
 LOG = logging.getLogger(__name__)
 XID_BASE = 0x8000_0000  # above os-ken's own xids, so replies are never confused
@@ -49,7 +49,8 @@ SMALL_UPDATE = 64  # flow-mods; after the first sync, a difference this small go
 # packets per second and burst: what one hypervisor may send to the controller, as punts that
 # name the punt meter, and as any other (the bridge's "controller" meter). Decision: enough
 # for a hypervisor's VMs to announce themselves at boot, far below what the engine takes.
-METERS = {PUNT_METER: (100, 50), messages.OFPM_CONTROLLER: (200, 100)}
+METERS = {PUNT_METER: (100, 50), ACTIVATION_METER: (50, 20),
+          messages.OFPM_CONTROLLER: (200, 100)}
 OFPET_METER_MOD_FAILED, OFPMMFC_METER_EXISTS = 12, 1
 
 

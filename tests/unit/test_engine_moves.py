@@ -51,7 +51,7 @@ def test_the_destination_port_stands_by_until_the_vm_speaks_there() -> None:
     speak(h, 2, 5)
     assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv2"
     assert h.endpoint("hv1", "vif-m1").standby
-    assert h.engine.moves.active_at == {("acme/web", MAC): "hv2"}
+    assert h.engine.moves.active_at == {("acme/web", MAC): ("hv2", "m1")}
     # Peers are told where it is: a gratuitous ARP on hv3's VM port of the network.
     outs = [m for kind, m in h.switches[3].sent if kind == "packet_out"]
     assert outs and outs[-1][0] == (1,)
@@ -107,4 +107,15 @@ def test_a_vm_flapping_between_two_ports_is_held_where_it_is() -> None:
     assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv1"
     h.later(61.0)
     speak(h, 2, 5)  # held no more: a real move later is taken
+    assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv2"
+
+
+def test_during_a_move_a_port_with_the_mac_but_another_iface_id_is_refused() -> None:
+    h = lab()
+    h.run(report("hv2", VM_HV2, *h.tunnels_ports["hv2"]))
+    speak(h, 2, 5)  # moved to hv2; hv1's port stands by
+    thief = vm_port("x9", 4, MAC, "198.51.100.10")
+    h.run(report("hv3", PEER, thief, *h.tunnels_ports["hv3"]))
+    assert [r.port for r in h.engine.endpoints.refused["hv3"]] == ["vif-x9"]
+    speak(h, 3, 4)  # it speaks: nothing moves
     assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv2"

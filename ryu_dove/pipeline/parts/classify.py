@@ -7,16 +7,16 @@ from functools import lru_cache
 from ryu_dove.directory import Endpoint
 from ryu_dove.pipeline.flows import Action, Controller, Flow, SetField, flow
 from ryu_dove.pipeline.parts.common import (
+    ACTIVATION_METER,
     GATEWAY_MAC,
     MEMO,
     P_NORMAL,
     P_SPECIFIC,
-    PUNT_METER,
     check,
 )
 from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
 
-ACTIVATION_PUNT = Controller(max_len=64, meter_id=PUNT_METER)  # who spoke is all it takes
+ACTIVATION_PUNT = Controller(max_len=64, meter_id=ACTIVATION_METER)  # who spoke is enough
 
 
 @lru_cache(maxsize=MEMO)

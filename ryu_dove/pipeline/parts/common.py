@@ -16,7 +16,8 @@ IPV6_UNSPECIFIED = "::"
 P_DEFAULT, P_NORMAL, P_SPECIFIC = 0, 100, 110
 P_ARP_MISS = 10  # under every answer, over the stage's default
 P_LEARN, P_LEARN_PASS = 50, 40  # a learning port: punts of new sources, then the rest
-PUNT_METER = 1  # the OpenFlow meter every punt names (created per switch by the reconciler)
+PUNT_METER = 1  # the OpenFlow meter learning punts name (created per switch by the reconciler)
+ACTIVATION_METER = 2  # and migrations' activation punts: a noisy VM cannot starve a move
 PUNT_BYTES = 128  # of a punted packet: ARP, or the IP header and an ND message's target
 MEMO = 1 << 18  # distinct flows kept per memoised builder; a miss costs one rebuild
 

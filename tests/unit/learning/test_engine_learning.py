@@ -161,3 +161,21 @@ def test_a_flow_the_switch_dropped_that_is_still_wanted_is_put_back() -> None:
     del sw.table[cookie]
     h.run(SwitchMessage(1, MessageKind.FLOW_REMOVED, FlowRemoved(sw.dp, 0, cookie, 0, 10)))
     assert cookie in sw.table and rec.in_sync
+
+
+def test_punts_that_teach_nothing_mute_the_port_too() -> None:
+    s = LearnSettings(mute_after=5, mute_window_s=10.0, mute_s=60.0)
+    h = LearningHarness(s)
+    up(h, learning_port("l1", 2, MAC_L))
+    for _ in range(5):  # ARP speaking for another MAC: no claim, no refusal, but noise
+        h.punt(1, 2, arp_frame(MAC_L, "198.51.100.30", "198.51.100.1",
+                               sha="02:00:00:00:00:0b"))
+    assert not h.endpoint("hv1", "vif-l1").punt
+
+
+def test_a_future_learned_time_that_is_not_a_time_is_skipped() -> None:
+    h = LearningHarness()
+    up(h, learning_port("l1", 2, MAC_L, "198.51.100.20@99999999999999,198.51.100.21@5"))
+    assert h.endpoint("hv1", "vif-l1").ips == ("198.51.100.21",)
+    from ryu_dove.northbound import views
+    assert views.build(h.engine, "endpoints")["endpoints"]  # the view builds
