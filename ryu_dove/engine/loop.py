@@ -289,13 +289,13 @@ class Engine(PuntHandling):
             self.work.network(net)
         for ep in self.moves.announce(name, before, after):
             self._announce(ep)
+        self.moves.settle(self.directory)  # before the cascade: standby ports may bind now
         if depth < 3:  # a lifted conflict can only cascade a few steps
             others = set(self.endpoints.refused_elsewhere(name)) | self.moves.waiting(
                 self.directory, name, before, after)
             for other in sorted(others):
                 if other in self.fleet.reports:
                     self._resolve(other, depth + 1)
-        self.moves.settle(self.directory)
 
     def _read_counters(self) -> None:
         """Every switch's rule flows' packet counts (dove_rule_packets), each switch once per

@@ -82,9 +82,13 @@ class Moves:
                 if sb.hypervisor != name}
 
     def settle(self, directory: Directory) -> None:
-        """Forget the moves no standby port is left of (and flap records gone stale)."""
-        for key in [k for k in self.active_at if not directory.standby(*k)]:
-            del self.active_at[key]
+        """Forget the moves no standby port is left of, and those whose destination port
+        went (the VM died there, or was moved on by hand): its other port is then bound
+        the ordinary way instead of standing by for good. And flap records gone stale."""
+        for key, (hv, _) in list(self.active_at.items()):
+            there = any((e.network, e.mac) == key for e in directory.endpoints_on(hv))
+            if not there or not directory.standby(*key):
+                del self.active_at[key]
         now = self._clock()
         for key in [k for k, r in self._recent.items()
                     if now - r[-1] > FLAP_WINDOW_S and self._held_until.get(k, 0.0) <= now]:

@@ -119,3 +119,14 @@ def test_during_a_move_a_port_with_the_mac_but_another_iface_id_is_refused() -> 
     assert [r.port for r in h.engine.endpoints.refused["hv3"]] == ["vif-x9"]
     speak(h, 3, 4)  # it speaks: nothing moves
     assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv2"
+
+
+def test_when_the_destination_port_goes_after_the_move_the_source_port_binds_again() -> None:
+    h = lab()
+    h.run(report("hv2", VM_HV2, *h.tunnels_ports["hv2"]))
+    speak(h, 2, 5)
+    assert h.endpoint("hv1", "vif-m1").standby
+    h.run(report("hv2", *h.tunnels_ports["hv2"]))  # the VM died at the destination
+    assert not h.endpoint("hv1", "vif-m1").standby  # not a black hole for good
+    assert h.engine.directory.by_mac("acme/web", MAC).hypervisor == "hv1"
+    assert h.engine.moves.active_at == {}
