@@ -8,9 +8,7 @@ Idempotent: a VM whose namespace exists is left as it is.
 
 from __future__ import annotations
 
-import ipaddress
-
-from dove_lab import nodes
+from dove_lab import nodes, vms
 from dove_lab.state import VmState
 from dove_lab.topology import load_topology
 from ovsdb_agent.vswitch import VSwitch
@@ -26,14 +24,9 @@ def plug_host(topology_path: str, policy_paths: list[str], hypervisor: str, db: 
     made: list[VmState] = []
     with VSwitch(db) as vswitch:
         for spec in topology.vms:
-            net = policy.network(spec.network)
-            if spec.hypervisor != hypervisor or net is None:
+            if spec.hypervisor != hypervisor:
                 continue
-            vm = VmState(name=spec.name, hypervisor=hypervisor, network=spec.network,
-                         ip=str(ipaddress.ip_address(spec.ip)), prefixlen=net.subnet.prefixlen,
-                         gateway=str(net.gateway), mac=spec.mac, netns=prefix + spec.name,
-                         port=nodes.vif_port(spec.name), plug=spec.plug,
-                         iface_id=spec.iface_id)
+            vm = vms.vm_state(spec, policy, prefix + spec.name)
             if vm.netns in existing:
                 continue
             nodes.create_vm(vm, "", vswitch, nodes.vif_ids(vm))

@@ -242,7 +242,7 @@ class Lab:
             return self._add_vm(state, spec, policy)
 
     def _add_vm(self, state: LabState, spec: VmSpec, policy: Policy) -> VmState:
-        vm = vms.vm_state(state, spec, policy)
+        vm = vms.vm_state(spec, policy, state.names.netns(spec.name))
         hv = state.hypervisors[spec.hypervisor]
         state.vms[vm.name] = vm
         state.save()

@@ -31,11 +31,11 @@ def check_new(state: LabState, spec: VmSpec, policy: Policy) -> None:
             raise LabError(f"{spec.ip} is already {other.name}'s address on {spec.network}")
 
 
-def vm_state(state: LabState, spec: VmSpec, policy: Policy) -> VmState:
-    """The VM as the lab records it: addresses from its network, names from the lab's."""
+def vm_state(spec: VmSpec, policy: Policy, netns: str) -> VmState:
+    """The VM as the lab records it: addresses from its network, in namespace `netns`."""
     net = policy.network(spec.network)
     assert net is not None  # checked by the topology or check_new
     return VmState(name=spec.name, hypervisor=spec.hypervisor, network=spec.network,
                    ip=str(ipaddress.ip_address(spec.ip)), prefixlen=net.subnet.prefixlen,
-                   gateway=str(net.gateway), mac=spec.mac, netns=state.names.netns(spec.name),
+                   gateway=str(net.gateway), mac=spec.mac, netns=netns,
                    port=nodes.vif_port(spec.name), plug=spec.plug, iface_id=spec.iface_id)

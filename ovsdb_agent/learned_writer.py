@@ -2,10 +2,11 @@
 dove-learned-ips), so that they outlive a controller restart.
 
 The controller names, per hypervisor, the VM interfaces whose value it wants and the value
-(None: the key removed); the manager keeps that until told otherwise and makes the rows say
-it through the hypervisor's writing connection, one transaction at a time. Only rows that
-exist and are VM ports (an attached-mac, not a tunnel ryu_dove owns) are written; a row
-that is missing is written when it appears (a VM port plugged again after a migration).
+(an empty value when none is left); the manager keeps that until told otherwise and makes
+the rows say it through the hypervisor's writing connection, one transaction at a time.
+Only rows that exist and are VM ports (an attached-mac, not a tunnel ryu_dove owns) are
+written; a row that is missing is written when it appears (a VM port plugged again after a
+migration).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class LearnedWriter:
         if self.dirty and self.txn is None and self.retry_at > ovs.timeval.msec():
             wants.timer_wait_until(self.retry_at)
 
-    def write(self, idl: Any, desired: Mapping[str, str | None]) -> None:
+    def write(self, idl: Any, desired: Mapping[str, str]) -> None:
         """Commit what makes the named VM interfaces' values equal desired, if anything."""
         self.dirty = False
         writes = [(row, value) for row in _named(idl, "Interface", desired)
@@ -54,10 +55,7 @@ class LearnedWriter:
         txn = _Txn(idl)
         txn.add_comment(f"ryu_dove: learned addresses of {len(writes)} ports")
         for row, value in writes:
-            if value is None:
-                row.delkey("external_ids", contract.LEARNED_IPS)
-            else:
-                row.setkey("external_ids", contract.LEARNED_IPS, value)
+            row.setkey("external_ids", contract.LEARNED_IPS, value)
         self.txn = txn
         txn.commit()
 

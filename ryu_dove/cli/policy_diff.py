@@ -45,10 +45,7 @@ def paths(policy: Policy) -> set[Path]:
 
 
 def _path(rule: Rule) -> Path:
-    ports = "" if rule.ports is None else (
-        str(rule.ports[0]) if rule.ports[0] == rule.ports[1] else f"{rule.ports[0]}-"
-                                                                 f"{rule.ports[1]}")
-    return Path(rule.tenant, rule.src, rule.dst, rule.proto, ports)
+    return Path(rule.tenant, rule.src, rule.dst, rule.proto, rule.port_text)
 
 
 def network_changes(old: Policy, new: Policy) -> list[str]:

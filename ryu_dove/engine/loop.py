@@ -105,7 +105,7 @@ class Engine(PuntHandling):
         self.work = Work(directory, tunnels)
         self.reconcilers: dict[int, Reconciler] = {}  # by datapath id: one per connected switch
         self.packet_ins = 0
-        self.punts = {"learn": 0, "activate": 0, "rate_limited": 0, "other": 0}  # packet-ins
+        self.punts = {"learn": 0, "activate": 0, "other": 0}  # packet-ins taken, by kind
         self.reloads = {"applied": 0, "unchanged": 0, "refused": 0}
         self.stats = EngineStats()
         self.gc = GcPolicy()

@@ -98,10 +98,12 @@ class Moves:
     def announce(self, name: str, before: Iterable[Endpoint],
                  after: Iterable[Endpoint]) -> list[Endpoint]:
         """The endpoints newly active on `name` that peers may hold stale entries for."""
+        before = tuple(before)
         was = {(e.network, e.mac) for e in before if not e.standby}
+        unchanged = set(before)  # (their addresses were remembered when they came)
         out = []
         for ep in after:
-            if ep.standby:
+            if ep.standby or ep in unchanged:
                 continue
             moved = self.active_at.get((ep.network, ep.mac)) == (name, ep.iface_id)
             stale = False

@@ -53,8 +53,7 @@ class PuntHandling:
         kind = {Stage.IN_CLASSIFY.cookie_id: "activate",
                 Stage.IN_PORT_SEC.cookie_id: "learn"}.get(stage, "other")
         if not self.learner.admit(dpid, kind):
-            self.punts["rate_limited"] += 1
-            return
+            return  # (counted by the learner)
         self.punts[kind if is_ours(msg.cookie) else "other"] += 1
         if msg.in_port is None or not is_ours(msg.cookie):
             return

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from ovsdb_agent import contract
@@ -37,7 +37,6 @@ PortKey = tuple[str, str]  # (hypervisor, port name)
 
 @dataclass
 class LearnStats:
-    punts: int = 0  # read from switches
     rate_limited: int = 0  # dropped by the per-switch budget before parsing
     learned: int = 0
     refused: int = 0  # claims checked and refused
@@ -125,7 +124,6 @@ class Learner:
         """The switch's punt budget of that kind (a token bucket) allows one more. Learning
         and migrations' activations have a budget each: a VM flooding the one cannot
         starve the other."""
-        self.stats.punts += 1
         now, s = self.clock(), self.settings
         bucket = self._buckets.setdefault((dpid, kind), _Bucket(float(s.punt_burst), now))
         bucket.tokens = min(float(s.punt_burst), bucket.tokens + (now - bucket.at) *
@@ -149,9 +147,8 @@ class Learner:
         entries = list(zip(ep.ips, ep.learned_at, strict=True))
         refused = self.stats.refused
         for claim in frames.claims(frame):
-            if claim.mac != ep.mac or claim.ip in ep.ips or any(
-                    ip == claim.ip for ip, _ in entries):
-                continue
+            if claim.mac != ep.mac or any(ip == claim.ip for ip, _ in entries):
+                continue  # (entries start as the port's addresses)
             if len(entries) >= self.settings.limit:
                 break  # full: its punts go with the next flows; not the VM's fault
             why = self._problem(ep, net, directory, claim.ip)
@@ -185,7 +182,7 @@ class Learner:
 
     def _keep(self, ep: Endpoint, entries: list[tuple[str, int]]) -> str:
         value = learned.render(entries)
-        self._overlay.setdefault(ep.hypervisor, {})[ep.port] = value
+        self.carry(ep.hypervisor, ep.port, value)
         return value
 
     def _problem(self, ep: Endpoint, net: Network, directory: Directory,
@@ -219,7 +216,3 @@ class Learner:
             LOG.warning("%s port %s: %d refused or empty claims in %.0f s; not learning "
                         "from it for %.0f s", ep.hypervisor, printable(ep.port), len(recent),
                         now - recent[0], s.mute_s)
-
-    def written(self) -> Mapping[str, Mapping[str, str]]:
-        """What is overlaid (for tests and views)."""
-        return self._overlay

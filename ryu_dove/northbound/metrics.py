@@ -11,6 +11,7 @@ Prometheus expects of a counter.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -101,9 +102,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     """Every metric's samples, built on the engine's thread."""
     from ryu_dove.northbound.views import state_of  # views imports this module
     out: dict[str, Any] = {m.name: [] for m in METRICS}
-    states: dict[str, int] = {}
-    for hv in engine.directory.hypervisors():
-        states[state_of(engine, hv.name)] = states.get(state_of(engine, hv.name), 0) + 1
+    states = Counter(state_of(engine, hv.name) for hv in engine.directory.hypervisors())
     out["hypervisors"] = [((s,), float(n)) for s, n in sorted(states.items())]
     _endpoint_samples(engine, out)
     out["refused_bindings"] = [((), float(len(engine.fleet.claims.refusals()) + sum(
@@ -111,7 +110,8 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     _switch_samples(engine, out)
     out["rule_packets"] = _rule_samples(engine)
     learn = engine.learner.stats
-    out["packet_ins"] = [((k,), float(v)) for k, v in sorted(engine.punts.items())]
+    punts = {**engine.punts, "rate_limited": learn.rate_limited}
+    out["packet_ins"] = [((k,), float(v)) for k, v in sorted(punts.items())]
     out["learning_claims"] = [(("learned",), float(learn.learned)),
                               (("refused",), float(learn.refused)),
                               (("expired",), float(learn.expired))]
@@ -131,14 +131,13 @@ def snapshot(engine: Engine) -> dict[str, Any]:
 
 
 def _endpoint_samples(engine: Engine, out: dict[str, Any]) -> None:
-    active: dict[str, int] = {}
-    standby: dict[str, int] = {}
-    learned: dict[str, int] = {}
+    active: Counter[str] = Counter()
+    standby: Counter[str] = Counter()
+    learned: Counter[str] = Counter()
     for e in engine.directory.endpoints():
-        (standby if e.standby else active)[e.network] = (standby if e.standby else active).get(
-            e.network, 0) + 1
+        (standby if e.standby else active)[e.network] += 1
         if e.learning and not e.standby:
-            learned[e.network] = learned.get(e.network, 0) + len(e.ips)
+            learned[e.network] += len(e.ips)
     for name, counts in (("endpoints", active), ("endpoints_standby", standby),
                          ("learned_addresses", learned)):
         out[name] = [(tuple(net.split("/", 1)), float(n)) for net, n in sorted(counts.items())]
@@ -149,7 +148,7 @@ def _switch_samples(engine: Engine, out: dict[str, Any]) -> None:
     counts: list[int] = []
     total = 0.0
     for rec in sorted(engine.reconcilers.values(), key=lambda r: r.name):
-        desired = set(rec.desired) if rec.desired is not None else set()
+        desired = rec.desired.keys() if rec.desired is not None else set()
         label = (rec.name,)
         out["switch_flows_desired"].append((label, float(len(desired))))
         out["switch_flows_installed"].append((label, float(len(rec.installed))))
@@ -191,10 +190,7 @@ def _mark_of(flow: Flow) -> int | None:
 
 def _rule_label(rule: Rule) -> str:
     """As the policy says it: "web->db tcp 5432" (a range "8000-8080", no port: any)."""
-    ports = "" if rule.ports is None else (
-        f" {rule.ports[0]}" if rule.ports[0] == rule.ports[1] else
-        f" {rule.ports[0]}-{rule.ports[1]}")
-    return f"{rule.src}->{rule.dst} {rule.proto}{ports}"
+    return f"{rule.src}->{rule.dst} {rule.proto} {rule.port_text}".rstrip()
 
 
 def families(samples: Mapping[str, Any]) -> Iterator[Metric]:

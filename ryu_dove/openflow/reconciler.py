@@ -52,6 +52,7 @@ SMALL_UPDATE = 64  # flow-mods; after the first sync, a difference this small go
 METERS = {PUNT_METER: (100, 50), ACTIVATION_METER: (50, 20),
           messages.OFPM_CONTROLLER: (200, 100)}
 OFPET_METER_MOD_FAILED, OFPMMFC_METER_EXISTS = 12, 1
+LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Phase(Enum):
@@ -65,9 +66,8 @@ class Latency:
     """Counts of update times per bucket (the last bucket: above every bound), and their
     sum; read as a Prometheus histogram (ryu_dove.northbound.metrics)."""
 
-    bounds: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                                 2.5, 5.0, 10.0)
-    counts: list[int] = field(default_factory=lambda: [0] * 14)
+    bounds: tuple[float, ...] = LATENCY_BOUNDS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
     total: float = 0.0
 
     def observe(self, seconds: float) -> None:

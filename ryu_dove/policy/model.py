@@ -91,6 +91,14 @@ class Rule:
     ports: tuple[int, int] | None  # inclusive range; only for tcp/udp
     where: Where = field(compare=False, repr=False)
 
+    @property
+    def port_text(self) -> str:
+        """The ports as the policy writes them: "5432", "8000-8080", "" for every port."""
+        if self.ports is None:
+            return ""
+        low, high = self.ports
+        return str(low) if low == high else f"{low}-{high}"
+
     def matches(self, proto: str, port: int | None) -> bool:
         """Does traffic with this protocol and destination port fall under the rule?
 

@@ -8,6 +8,8 @@ from ryu_dove.pipeline.flows import Flow, FlowMap, check_flow
 
 GATEWAY_MAC = "02:d0:ee:00:00:01"  # answers ARP for every network's gateway address
 ETH_ARP, ETH_IPV4, ETH_IPV6 = 0x0806, 0x0800, 0x86DD
+IPPROTO_ICMPV6 = 58
+ND_SOLICIT, ND_ADVERT = 135, 136
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 IPV6_LINK_LOCAL = ("fe80::", "ffc0::")
 IPV6_UNSPECIFIED = "::"

@@ -23,8 +23,11 @@ from functools import lru_cache
 from ryu_dove.pipeline.flows import IN_PORT, Action, Flow, MatchValue, Move, Output, SetField, flow
 from ryu_dove.pipeline.parts.common import (
     ETH_IPV6,
+    IPPROTO_ICMPV6,
     IPV6_LINK_LOCAL,
     MEMO,
+    ND_ADVERT,
+    ND_SOLICIT,
     P_ARP_MISS,
     P_DEFAULT,
     P_NORMAL,
@@ -33,8 +36,6 @@ from ryu_dove.pipeline.parts.common import (
 )
 from ryu_dove.pipeline.stages import REG_FROM_TUNNEL, REG_NETWORK, Stage
 
-IPPROTO_ICMPV6 = 58
-ND_SOLICIT, ND_ADVERT = 135, 136
 ND_OPT_TARGET_LL = 2
 # An advertisement's flags (RFC 4861 4.4): Router, Solicited, Override.
 ND_ROUTER, ND_SOLICITED, ND_OVERRIDE = 0x80000000, 0x40000000, 0x20000000

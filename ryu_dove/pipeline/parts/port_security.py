@@ -22,9 +22,12 @@ from ryu_dove.pipeline.parts.common import (
     ETH_ARP,
     ETH_IPV4,
     ETH_IPV6,
+    IPPROTO_ICMPV6,
     IPV6_LINK_LOCAL,
     IPV6_UNSPECIFIED,
     MEMO,
+    ND_ADVERT,
+    ND_SOLICIT,
     P_LEARN,
     P_LEARN_PASS,
     P_NORMAL,
@@ -35,7 +38,6 @@ from ryu_dove.pipeline.parts.common import (
 )
 from ryu_dove.pipeline.stages import Stage
 
-ICMPV6, ND_NS, ND_NA = 58, 135, 136
 PUNT = Controller(max_len=PUNT_BYTES, meter_id=PUNT_METER)
 
 
@@ -60,7 +62,7 @@ def learning_port(ep: Endpoint, scope: LearnScope) -> Iterator[Flow]:
     """A learning port: its learned addresses as declared ones, the gateway's address
     refused as a source, and the rest passed (copied to the controller while it learns)."""
     port, nxt = ep.ofport, Stage.IN_ARP_RESPONDER
-    sources = {learned_source(ep, ip).match: learned_source(ep, ip) for ip in ep.ips}
+    sources = {f.match: f for f in (learned_source(ep, ip) for ip in ep.ips)}
     for f in port_security(ep) if ep.ips else ():  # (with none, it passes every source)
         yield sources.get(f.match, f)  # a learned source's flow counts the VM's use of it
     net = ipaddress.ip_network(scope.subnet)
@@ -81,8 +83,9 @@ def learned_source(ep: Endpoint, ip: str) -> Flow:
     """The flow that passes a learned address as a source: the switch removes it when it
     went unused for the port's idle time, and says so (the address is then retired)."""
     v4 = ipaddress.ip_address(ip).version == 4
-    match: dict[str, MatchValue] = {"in_port": ep.ofport, "eth_type": ETH_IPV4 if v4 else ETH_IPV6,
-             "ipv4_src" if v4 else "ipv6_src": ip}
+    match: dict[str, MatchValue] = {"in_port": ep.ofport,
+                                    "eth_type": ETH_IPV4 if v4 else ETH_IPV6,
+                                    "ipv4_src" if v4 else "ipv6_src": ip}
     return flow(Stage.IN_PORT_SEC, P_NORMAL, match, goto=Stage.IN_ARP_RESPONDER,
                 idle_timeout=ep.learn_idle_s)
 
@@ -102,9 +105,10 @@ def _punts(port: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Ite
     # advertisement from its link-local address names one it holds.
     yield flow(Stage.IN_PORT_SEC, P_NORMAL + 1, {  # over the pass of :: once it has one
         "in_port": port, "eth_type": ETH_IPV6, "ipv6_src": IPV6_UNSPECIFIED,
-        "ip_proto": ICMPV6, "icmpv6_type": ND_NS}, [PUNT], nxt)
+        "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": ND_SOLICIT}, [PUNT], nxt)
     yield flow(Stage.IN_PORT_SEC, P_LEARN - 1, {
-        "in_port": port, "eth_type": ETH_IPV6, "ip_proto": ICMPV6, "icmpv6_type": ND_NA},
+        "in_port": port, "eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6,
+        "icmpv6_type": ND_ADVERT},
         [PUNT], nxt)
 
 
