@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ryu_dove.pipeline.stages import Stage, allowed_next
+from ryu_dove.pipeline.stages import Stage, allowed_next, allowed_recirculation
 
 OWNER_BYTE = 0xD0  # "DOVE": the top byte of every cookie ryu_dove installs
 OWNER_MASK = 0xFF << 56
@@ -201,8 +201,9 @@ def check_flow(f: Flow) -> None:
         raise FlowError(f"{f.stage.name} does not match on {sorted(extra)}: {f.describe()}")
     if f.goto is not None and f.goto not in allowed_next(f.stage):
         raise FlowError(f"{f.stage.name} may not go to {f.goto.name}: {f.describe()}")
-    for a in f.actions:  # recirculation is a jump too: the same stages as goto
-        if isinstance(a, Ct) and a.table is not None and a.table not in allowed_next(f.stage):
+    for a in f.actions:  # recirculation is a jump too: to where goto may, or named for it
+        if isinstance(a, Ct) and a.table is not None \
+                and a.table not in (*allowed_next(f.stage), *allowed_recirculation(f.stage)):
             raise FlowError(f"{f.stage.name} may not recirculate to {a.table.name}: "
                             f"{f.describe()}")
 

@@ -25,6 +25,7 @@ class StageSpec:
     doc: str
     fields: frozenset[str]
     next: tuple[str, ...]  # stage names this stage may goto
+    recirculates: tuple[str, ...] = ()  # and, through conntrack only, may resume in
 
 
 # Register contract (docs/pipeline.md): set in in_classify, read downstream.
@@ -34,6 +35,7 @@ REG_REMOTE = "reg2"  # the remote hypervisor a unicast frame is for (ryu_dove.tu
 REG_ZONE = "reg3"  # a routed packet's conntrack zone: its tenant's
 REG_FROM_NETWORK = "reg4"  # a routed packet's source network (VNI); reg0 is then the
 # destination's
+REG_TRACK_HERE = "reg5"  # 1: a routed packet still to pass conntrack if it is delivered here
 
 
 class Stage(Enum):
@@ -59,26 +61,32 @@ class Stage(Enum):
     IN_L3_ROUTE = StageSpec(
         22, "to the gateway MAC, for another network of the tenant that a rule connects: "
             "routed (destination network in reg0, source in reg4, zone in reg3, TTL "
-            "decremented); routed packets arriving by tunnel marked the same way; the rest "
-            "of the gateway's traffic dropped, everything else on to L2",
+            "decremented); routed packets arriving by tunnel marked the same way; each on "
+            "to conntrack where its connection is tracked, to the stateless check elsewhere; "
+            "the rest of the gateway's traffic dropped, everything else on to L2",
         frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_dst", "eth_src", "eth_type",
                    "ipv4_dst", "ipv4_src", "ipv6_dst", "ipv6_src"}),
-        ("IN_ACL", "IN_L2_LOOKUP"))
+        ("IN_ACL", "IN_ACL_STATE", "IN_L2_LOOKUP"))
     IN_ACL = StageSpec(
-        24, "every routed packet through conntrack, in its tenant's zone",
+        24, "a routed packet whose connection this hypervisor tracks through conntrack, in "
+            "its tenant's zone",
         frozenset({"eth_type"}), ("IN_ACL_STATE",))
     IN_ACL_STATE = StageSpec(
-        26, "established and related packets of connections a rule still allows pass "
-            "(by the rule's ct_mark); a new connection a rule allows is committed with the "
-            "rule's mark; everything else is dropped",
+        26, "tracked: established and related packets of connections a rule still allows "
+            "pass (by the rule's ct_mark), a new connection a rule allows is committed with "
+            "the rule's mark; untracked (the other end tracks it): only what a rule's "
+            "connections look like passes; everything else is dropped",
         frozenset({"ct_state", "ct_mark", REG_ZONE, REG_FROM_NETWORK, REG_NETWORK, "eth_type",
-                   "ip_proto", "tcp_dst", "udp_dst"}),
+                   "ip_proto", "tcp_dst", "udp_dst", "tcp_src", "udp_src", "icmpv4_type",
+                   "icmpv6_type"}),
         ("IN_L3_LOOKUP",))
     IN_L3_LOOKUP = StageSpec(
         28, "a routed packet's destination address -> the endpoint's MAC, then its local "
-            "port or the tunnel to its hypervisor; an address nobody holds is dropped",
-        frozenset({REG_NETWORK, REG_FROM_TUNNEL, "eth_type", "ipv4_dst", "ipv6_dst"}),
-        ("OUT_TUNNEL",))
+            "port or the tunnel to its hypervisor; an address nobody holds is dropped; a "
+            "packet still to be tracked (reg5) goes through conntrack before local delivery",
+        frozenset({REG_NETWORK, REG_FROM_TUNNEL, REG_TRACK_HERE, "eth_type", "ipv4_dst",
+                   "ipv6_dst"}),
+        ("OUT_TUNNEL",), recirculates=("IN_ACL_STATE",))
     IN_L2_LOOKUP = StageSpec(
         30, "destination MAC -> local port or remote hypervisor's tunnel; BUM to the "
             "network's local ports and hosting hypervisors; unknown dropped",
@@ -115,3 +123,10 @@ assert set(_COOKIE_IDS) == set(Stage) and len(set(_COOKIE_IDS.values())) == len(
 @cache  # asked once per distinct flow checked
 def allowed_next(stage: Stage) -> tuple[Stage, ...]:
     return tuple(Stage[name] for name in stage.value.next)
+
+
+@cache
+def allowed_recirculation(stage: Stage) -> tuple[Stage, ...]:
+    """Stages a ct(table=) of this stage may resume in besides allowed_next(): recirculation
+    may go back (OVS allows it; goto may not)."""
+    return tuple(Stage[name] for name in stage.value.recirculates)

@@ -12,7 +12,7 @@ The fake is stricter than OVS where OVS would be silent or undefined:
 - two flows of one table with the same priority and match but different actions (OVS keeps
   only the last one added) raise InvalidFlow;
 - a packet matched by two flows of equal priority (which one wins is undefined) raises
-  AmbiguousMatch;
+  AmbiguousMatch, unless they do the same (the same actions and goto: either may win);
 - a packet recirculated more than MAX_RECIRCULATIONS times (OVS drops it) raises
   FakeTableError, as does a packet that lacks a header an action needs (a test's mistake).
 
@@ -246,7 +246,7 @@ class FakeBrInt:
             return None
         best = max(f.priority for f in hits)
         winners = [f for f in hits if f.priority == best]
-        if len(winners) > 1:
+        if len({(f.actions, f.goto) for f in winners}) > 1:
             lines = "\n  ".join(sorted(f.describe() for f in winners))
             raise AmbiguousMatch(f"{stage.name}: {len(winners)} flows match:\n  {lines}")
         return winners[0]

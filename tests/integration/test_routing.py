@@ -58,10 +58,20 @@ def test_web_reaches_db_by_the_rules_and_nothing_else_crosses(make_lab, write_to
             assert tcp_read(vms[web].netns, vms["db1"].ip, DB_PORT) == "db1", web
             assert tcp_read(vms[web].netns, vms["db1"].ip, OTHER_PORT, timeout=2.0) == "", web
         assert tcp_read(vms["db1"].netns, vms["web1"].ip, DB_PORT, timeout=2.0) == ""
+        # One conntrack per connection: web1's hypervisor tracks web1 -> db1 (acme/web has
+        # the lower VNI), db1's keeps nothing of it.
+        web1_to_db1 = f"src={vms['web1'].ip},dst={vms['db1'].ip},sport="
+        assert web1_to_db1 in conntrack(lab, "hv1")
+        assert web1_to_db1 not in conntrack(lab, "hv3")
     finally:
         for server in servers:
             server.kill()
             server.wait()
+
+
+def conntrack(lab: Lab, hv: str) -> str:
+    """A hypervisor's conntrack entries, as `ovs-appctl dpctl/dump-conntrack` lists them."""
+    return lab.ovs(lab.state().hypervisors[hv]).appctl("dpctl/dump-conntrack")
 
 
 _HOLD = """

@@ -5,17 +5,22 @@ source hypervisor, allowed only by the tenant's rules, statefully (docs/pipeline
   address's network (in either direction: replies are routed too), the packet is routed:
   destination network in reg0, source network in reg4, the tenant's conntrack zone in reg3,
   source MAC the gateway's, TTL decremented (at 1 the switch drops it).
-- Every routed packet passes conntrack in the zone (IN_ACL, a default flow). A new
-  connection a rule allows is committed with the rule's mark; packets of established or
-  related connections pass only while a flow for their mark exists, so removing a rule ends
-  the connections it allowed at once, and nothing needs flushing.
+- One conntrack per connection. Of two connected networks, the one with the lower VNI
+  tracks: the hypervisor of its endpoint passes every packet between them, both ways,
+  through conntrack (IN_ACL); the other end checks them statelessly only. A new connection
+  a rule allows is committed with the rule's mark; packets of established or related
+  connections pass only while a flow for their mark exists, so removing a rule ends the
+  connections it allowed at once, and nothing needs flushing.
+- The stateless check (IN_ACL_STATE, untracked packets) passes what a rule's connections
+  look like: the opening way, the rule's protocol and ports; the other way, its replies
+  (from the rule's ports, ICMP echo replies); and ICMP errors. So the non-tracking end drops
+  the rest at the source, and a forged "routed" packet from a peer still needs a rule's shape.
+- A packet routed by the non-tracking end is tracked after all if its destination turns out
+  to be local (reg5: IN_L3_LOOKUP sends it through conntrack before delivery): then this
+  hypervisor hosts the tracking end.
 - IN_L3_LOOKUP turns the destination address into the endpoint's MAC and delivers it: to the
   local port, or through the tunnel to the hypervisor that hosts it (only for traffic of
   local VMs: no hairpin). An address nobody holds is dropped here, at the source.
-- Routed packets arriving by tunnel (source MAC the gateway's, source address in a connected
-  network) are marked the same way and pass the destination's conntrack too: the reply of a
-  connection is routed at the destination's hypervisor, whose conntrack must have seen the
-  request.
 
 The tenant's part (routes and rules) is the same on every hypervisor; a network's lookup
 flows are specialised per hypervisor (local delivery).
@@ -29,6 +34,7 @@ from functools import lru_cache
 
 from ryu_dove.directory import Endpoint
 from ryu_dove.pipeline.flows import (
+    Action,
     Ct,
     DecTtl,
     Flow,
@@ -56,6 +62,7 @@ from ryu_dove.pipeline.stages import (
     REG_FROM_TUNNEL,
     REG_NETWORK,
     REG_REMOTE,
+    REG_TRACK_HERE,
     REG_ZONE,
     Stage,
 )
@@ -64,6 +71,19 @@ from ryu_dove.policy import Network, Policy, Rule, Tenant
 PROTO_NUMBERS = {("tcp", 4): 6, ("tcp", 6): 6, ("udp", 4): 17, ("udp", 6): 17,
                  ("icmp", 4): 1, ("icmp", 6): 58}
 PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
+REPLY_PORT_FIELD = {"tcp": "tcp_src", "udp": "udp_src"}
+ICMP_TYPE_FIELD = {4: "icmpv4_type", 6: "icmpv6_type"}
+ECHO_REPLY = {4: 0, 6: 129}
+# Errors that may come back about a connection: unreachable, time exceeded, parameter
+# problem (and, for IPv6, packet too big).
+ICMP_ERRORS = {4: (3, 11, 12), 6: (1, 2, 3, 4)}
+P_LOOKUP_REMOTE = P_SPECIFIC  # over the local delivery that waits for conntrack
+
+
+def tracks(src: Network, dst: Network) -> bool:
+    """Whether `src`'s end keeps the conntrack state of connections between src and dst:
+    the network with the lower VNI (both ends agree without asking)."""
+    return src.vni < dst.vni
 
 
 @lru_cache(maxsize=4096)
@@ -103,8 +123,10 @@ def tenant_part(policy: Policy, tenant: str) -> FlowMap:
     flows: list[Flow] = []
     for src, dst in sorted(connected(t)):
         flows += _routes(t.networks[src], t.networks[dst], zone)
+        flows += _error_shapes(t.networks[src], t.networks[dst], zone)
     for index, rule in enumerate(t.rules):
         flows += _rule_flows(t, rule, zone, priority=P_NORMAL + len(t.rules) - index)
+        flows += _rule_shapes(t, rule, zone)
     return checked(flows)
 
 
@@ -112,17 +134,21 @@ def _routes(src: Network, dst: Network, zone: int) -> Iterator[Flow]:
     eth_type, field = _ip(dst)
     mark = [SetField(REG_FROM_NETWORK, src.vni), SetField(REG_ZONE, zone)]
     subnet_of = _prefix(dst)
+    here = tracks(src, dst)
+    routed: list[Action] = [*mark, SetField(REG_NETWORK, dst.vni),
+                            SetField("eth_src", GATEWAY_MAC), DecTtl()]
+    # The far end tracks: checked here statelessly, tracked here only if delivered here.
     yield flow(Stage.IN_L3_ROUTE, P_NORMAL,
                {REG_NETWORK: src.vni, REG_FROM_TUNNEL: 0, "eth_dst": GATEWAY_MAC,
                 "eth_type": eth_type, f"{field}_dst": subnet_of},
-               [*mark, SetField(REG_NETWORK, dst.vni), SetField("eth_src", GATEWAY_MAC),
-                DecTtl()], goto=Stage.IN_ACL)
-    # Routed at the source and arriving here: through this side's conntrack as well.
+               routed if here else [*routed, SetField(REG_TRACK_HERE, 1)],
+               goto=Stage.IN_ACL if here else Stage.IN_ACL_STATE)
+    # Routed at the source and arriving here: tracked here if this end tracks, else checked.
     yield flow(Stage.IN_L3_ROUTE, P_NORMAL,
                {REG_NETWORK: dst.vni, REG_FROM_TUNNEL: 1, "eth_src": GATEWAY_MAC,
                 "eth_type": eth_type,
                 f"{field}_src": _prefix(src)},
-               mark, goto=Stage.IN_ACL)
+               mark, goto=Stage.IN_ACL if tracks(dst, src) else Stage.IN_ACL_STATE)
 
 
 def _rule_flows(t: Tenant, rule: Rule, zone: int, priority: int) -> Iterator[Flow]:
@@ -144,6 +170,51 @@ def _rule_flows(t: Tenant, rule: Rule, zone: int, priority: int) -> Iterator[Flo
             yield flow(Stage.IN_ACL_STATE, priority, {**base, "ct_state": ct_state(state),
                                                       **match},
                        [Ct(commit=True, zone=REG_ZONE, mark=mark)], goto=Stage.IN_L3_LOOKUP)
+
+
+def _rule_shapes(t: Tenant, rule: Rule, zone: int) -> Iterator[Flow]:
+    """What the rule's connections look like, for the end that does not track them: the
+    opening way as the rule says, the other way its replies."""
+    src, dst = t.networks.get(rule.src), t.networks.get(rule.dst)
+    if src is None or dst is None or src.key == dst.key \
+            or src.subnet.version != dst.subnet.version:
+        return
+    version = src.subnet.version
+    for a, b, matches in ((src, dst, _protocol_matches(rule, version)),
+                          (dst, src, _reply_matches(rule, version))):
+        for match in matches:
+            yield flow(Stage.IN_ACL_STATE, P_NORMAL,
+                       {"ct_state": ct_state("-trk"), REG_ZONE: zone, REG_FROM_NETWORK: a.vni,
+                        REG_NETWORK: b.vni, "eth_type": _ip(b)[0], **match},
+                       goto=Stage.IN_L3_LOOKUP)
+
+
+def _error_shapes(src: Network, dst: Network, zone: int) -> Iterator[Flow]:
+    """ICMP errors about a connection may come back either way, for the stateless check."""
+    version = src.subnet.version
+    if version != dst.subnet.version:
+        return
+    proto = PROTO_NUMBERS["icmp", version]
+    for icmp_type in ICMP_ERRORS[version]:
+        yield flow(Stage.IN_ACL_STATE, P_NORMAL,
+                   {"ct_state": ct_state("-trk"), REG_ZONE: zone, REG_FROM_NETWORK: src.vni,
+                    REG_NETWORK: dst.vni, "eth_type": _ip(dst)[0], "ip_proto": proto,
+                    ICMP_TYPE_FIELD[version]: icmp_type},
+                   goto=Stage.IN_L3_LOOKUP)
+
+
+def _reply_matches(rule: Rule, version: int) -> Iterator[dict[str, MatchValue]]:
+    """A rule's replies: from its ports; for ICMP, echo replies (errors: _error_shapes)."""
+    if rule.proto == "any":
+        yield {}
+        return
+    proto: dict[str, MatchValue] = {"ip_proto": PROTO_NUMBERS[rule.proto, version]}
+    if rule.proto == "icmp":
+        yield {**proto, ICMP_TYPE_FIELD[version]: ECHO_REPLY[version]}
+        return
+    for match in _protocol_matches(rule, version):
+        port = match.get(PORT_FIELD[rule.proto])
+        yield proto if port is None else {**proto, REPLY_PORT_FIELD[rule.proto]: port}
 
 
 def _protocol_matches(rule: Rule, version: int) -> Iterator[dict[str, MatchValue]]:
@@ -301,7 +372,7 @@ def _to_local(vni: int, eth_type: int, field: str, ip: str, mac: str, ofport: in
 
 @lru_cache(maxsize=MEMO)
 def _to_remote(vni: int, eth_type: int, field: str, ip: str, mac: str, rkey: int) -> Flow:
-    return check(flow(Stage.IN_L3_LOOKUP, P_NORMAL,
+    return check(flow(Stage.IN_L3_LOOKUP, P_LOOKUP_REMOTE,
                       {REG_NETWORK: vni, "eth_type": eth_type, f"{field}_dst": ip,
                        REG_FROM_TUNNEL: 0},
                       [SetField("eth_dst", mac), SetField("tunnel_id", vni),

@@ -5,6 +5,7 @@ acme/web open TCP 5432 and ICMP to acme/db, nothing the other way)."""
 from __future__ import annotations
 
 from ryu_dove.pipeline.compiler import GATEWAY_MAC
+from ryu_dove.policy import Policy
 from tests.fakes.br_int import Delivery, Packet
 from tests.fakes.packets import icmp_echo, tcp, udp
 from tests.unit.pipeline.topology import (
@@ -93,11 +94,61 @@ def test_a_packet_with_ttl_1_is_not_routed() -> None:
 
 
 def test_a_forged_routed_packet_from_a_tunnel_still_needs_a_rule() -> None:
-    """A peer claiming to have routed db -> web traffic: this side's conntrack and rules
-    refuse it as they would at the source."""
+    """A peer claiming to have routed db -> web traffic: web's end tracks, and its
+    conntrack and rules refuse it as they would at the source."""
     fabric = Fabric(build_directory())
     forged = tcp(GATEWAY_MAC, WEB1.mac, DB2.ips[0], WEB1.ips[0], 40000, 22)
     assert fabric.receive("hv1", "hv3", VNI["acme/web"], forged) == []
+
+
+def test_a_forged_packet_to_the_end_that_does_not_track_needs_a_rule_s_shape() -> None:
+    """db's end does not track web <-> db connections (web's VNI is lower): what arrives
+    there is checked statelessly, and only what the rules' connections look like passes."""
+    fabric = Fabric(build_directory())
+    def forged(sport: int, dport: int) -> Packet:
+        return tcp(GATEWAY_MAC, DB2.mac, WEB1.ips[0], DB2.ips[0], sport, dport)
+    assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged(40000, 22)) == []
+    assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged(22, 40000)) == []
+    (d,) = fabric.receive("hv3", "hv1", VNI["acme/db"], forged(40000, 5432))
+    assert d.port == DB2.ofport
+
+
+def test_one_conntrack_per_connection_at_the_tracking_end() -> None:
+    """Every packet of a connection between hypervisors passes conntrack once: where the
+    network with the lower VNI (web) is; the other end keeps no state."""
+    fabric = Fabric(build_directory())
+    opened = carry(fabric, "hv1", fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 40000, 5432)))
+    assert [d.port for d in opened] == [DB2.ofport]
+    back = carry(fabric, "hv3", fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 5432, 40000)))
+    assert [d.port for d in back] == [WEB1.ofport]
+    assert [(c.src, c.dst, c.dport, c.replied) for c in fabric.switches["hv1"].dump_conntrack()] \
+        == [(WEB1.ips[0], DB2.ips[0], 5432, True)]
+    assert fabric.switches["hv3"].dump_conntrack() == []
+
+
+def test_a_rule_towards_the_tracking_end_is_tracked_there() -> None:
+    """A rule db -> web (the opening end does not track): db's hypervisor checks the
+    opening packet by the rule's shape and sends it on; web's tracks and commits it; the
+    replies come back; web still cannot open towards db on that port."""
+    import dataclasses
+
+    from tests.unit.pipeline.topology import POLICY
+
+    acme = POLICY.tenants["acme"]
+    tcp_rule = next(r for r in acme.rules if r.proto == "tcp")
+    reverse = dataclasses.replace(tcp_rule, src=tcp_rule.dst, dst=tcp_rule.src,
+                                  ports=(8080, 8080))
+    policy = Policy({**POLICY.tenants, "acme": dataclasses.replace(acme, rules=(reverse,))})
+    fabric = Fabric(build_directory(), policy)
+    assert fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 40000, 22)) == []  # at the source
+    opened = carry(fabric, "hv3", fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 40000, 8080)))
+    assert [d.port for d in opened] == [WEB1.ofport]
+    back = carry(fabric, "hv1", fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 8080, 40000)))
+    assert [d.port for d in back] == [DB2.ofport]
+    # web opening to db's port 8080 has the shape of a reply at db's end, but web's end
+    # tracks and no rule lets web open: dropped before it leaves.
+    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 8080, 40001)) == []
+    assert fabric.switches["hv3"].dump_conntrack() == []
 
 
 def test_removing_a_rule_ends_its_connections_and_adding_it_back_opens_the_path() -> None:
