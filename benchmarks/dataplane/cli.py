@@ -64,6 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="l2: vm1 -> vm2 in acme/web; routed: vm1 (acme/web) -> vm3 "
                              "(acme/db) routed through an allow rule and conntrack, with the "
                              "L2 path of the same lab measured too (default l2)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="leave ovs-vswitchd wherever the scheduler puts it (by default "
+                             "each hypervisor's runs on a core of its own, as on separate "
+                             "hosts: benchmarks/dataplane/pinning.py)")
     return parser.parse_args(argv)
 
 

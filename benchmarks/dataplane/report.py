@@ -93,7 +93,8 @@ def human(result: dict[str, Any]) -> str:
     steady = result["packet_ins_steady"]
     lines = [
         f"Data-plane cost: {s['path']}",
-        f"  {s['rounds']} rounds x {s['seconds']:g} s iperf3, alternating; medians",
+        f"  {s['rounds']} rounds x {s['seconds']:g} s iperf3, alternating; medians; "
+        f"{'each ovs-vswitchd on a core of its own' if s.get('pinned') else 'not pinned'}",
         "",
         f"{'':28}{'dove':>19}{'plain':>19}",
         f"{'TCP throughput (Mbit/s)':28}{result['dove_mbps']:>19.0f}{result['plain_mbps']:>19.0f}"

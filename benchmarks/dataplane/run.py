@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.common import other_labs, require, running_lab
 from benchmarks.dataplane.base import DST, PING_COUNT, ROUTED_DST, TOPOLOGY_YAML, Progress
+from benchmarks.dataplane.pinning import pin_datapaths
 from benchmarks.dataplane.quiet import background
 from benchmarks.dataplane.report import report
 from benchmarks.dataplane.side import make_side, packet_ins, wait_in_sync
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         plain = make_side("plain", plain_lab)
         sides = [dove, plain, *([make_side("l2", dove_lab)] if routed else [])]
         wait_in_sync(dove_lab)
+        pinned = pin_datapaths(sides) if args.pin else None
+        progress(f"datapaths pinned: {pinned}" if pinned else "datapaths not pinned")
         dove.packet_ins_before = packet_ins(dove_lab)
         for side in sides:
             warm_up(side)
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         progress("taking the labs down")
     out = report(args, dove, plain, time.time() - started)
     out["background"] = load
+    out["settings"]["pinned"] = pinned
     out["mode"] = args.mode
     out["connections_per_s"] = {side.label: round(side.connections_per_s or 0.0)
                                 for side in sides}

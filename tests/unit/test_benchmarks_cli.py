@@ -35,6 +35,7 @@ def test_defaults():
     args = dataplane.parse_args([])
     assert (args.json, args.seconds, args.connections, args.rounds) == (False, 10.0, 100, 3)
     assert args.policy.endswith("policies/example.yaml")
+    assert args.pin and not dataplane.parse_args(["--no-pin"]).pin
 
 
 def test_options():
