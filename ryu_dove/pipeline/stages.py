@@ -74,7 +74,7 @@ class Stage(Enum):
     IN_ACL_STATE = StageSpec(
         26, "tracked: established and related packets of connections a rule still allows "
             "pass (by the rule's ct_mark), a new connection a rule allows is committed with "
-            "the rule's mark; untracked (the other end tracks it): only what a rule's "
+            "the rule's mark; untracked (only the other end tracks): only what a rule's "
             "connections look like passes; everything else is dropped",
         frozenset({"ct_state", "ct_mark", REG_ZONE, REG_FROM_NETWORK, REG_NETWORK, "eth_type",
                    "ip_proto", "tcp_dst", "udp_dst", "tcp_src", "udp_src", "icmpv4_type",

@@ -49,6 +49,11 @@ def test_web_reaches_db_by_the_rules_and_nothing_else_crosses(make_lab, write_to
     for web in ("web1", "web2"):  # across hypervisors, and beside db1
         wait_for(lambda web=web: fate(lab, web, "db1", timeout=1.0) is Fate.REACHES, 10,
                  f"{web} to ping db1 (routed)")
+    # A 3,000-byte echo goes in three fragments each way: a rule without ports (icmp) passes
+    # them, at both ends (docs/pipeline.md: fragments and port rules).
+    big = ["ip", "netns", "exec", vms["web1"].netns, "ping", "-n", "-q", "-c", "2", "-s",
+           "3000", "-w", "5", vms["db1"].ip]
+    assert subprocess.run(big, capture_output=True, timeout=10).returncode == 0
     assert not ping(vms["db1"], vms["web1"].ip, timeout=1.0)  # db cannot open towards web
     assert not ping(vms["gx1"], vms["db1"].ip, timeout=1.0)  # another tenant: never routed
     servers = [tcp_name_server(vms["db1"].netns, "db1", port) for port in (DB_PORT, OTHER_PORT)]
@@ -58,8 +63,8 @@ def test_web_reaches_db_by_the_rules_and_nothing_else_crosses(make_lab, write_to
             assert tcp_read(vms[web].netns, vms["db1"].ip, DB_PORT) == "db1", web
             assert tcp_read(vms[web].netns, vms["db1"].ip, OTHER_PORT, timeout=2.0) == "", web
         assert tcp_read(vms["db1"].netns, vms["web1"].ip, DB_PORT, timeout=2.0) == ""
-        # One conntrack per connection: web1's hypervisor tracks web1 -> db1 (acme/web has
-        # the lower VNI), db1's keeps nothing of it.
+        # One conntrack per connection: web1's hypervisor tracks web1 -> db1 (web opens,
+        # the rules go one way), db1's keeps nothing of it.
         web1_to_db1 = f"src={vms['web1'].ip},dst={vms['db1'].ip},sport="
         assert web1_to_db1 in conntrack(lab, "hv1")
         assert web1_to_db1 not in conntrack(lab, "hv3")

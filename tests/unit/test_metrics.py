@@ -82,7 +82,7 @@ def test_the_grafana_dashboard_asks_only_for_declared_metrics() -> None:
 
 
 def test_each_rule_counts_the_packets_of_its_flows_on_every_switch() -> None:
-    from ryu_dove.pipeline.flows import ct_state
+    from ryu_dove.pipeline.flows import Ct
     from ryu_dove.pipeline.stages import Stage
     from tests.unit.test_engine import A1, report, tunnel_port, vm_port
     h = converged()
@@ -95,9 +95,10 @@ def test_each_rule_counts_the_packets_of_its_flows_on_every_switch() -> None:
     assert rec is not None
     flows = [f for f in rec.desired.values() if f.stage is Stage.IN_ACL_STATE and f.priority]
     rec.counters = {f.cookie: 3 for f in flows}  # as if the switch answered so
-    # A packet counts where its connection is tracked: the stateless checks of the other
-    # end count for no rule.
-    acl = [f for f in flows if f.match_dict.get("ct_state") != ct_state("-trk")]
+    # Only the flows that carry a rule's mark count for it: not the stateless checks of the
+    # end that does not track, nor the later fragments' pass.
+    acl = [f for f in flows if "ct_mark" in f.match_dict
+           or any(isinstance(a, Ct) and a.mark is not None for a in f.actions)]
     assert len(acl) < len(flows)
     got = samples(scrape_text(h.engine))
     tcp = got[("dove_rule_packets_total", (("rule", "web->db tcp 5432"), ("tenant", "acme")))]

@@ -5,19 +5,19 @@ source hypervisor, allowed only by the tenant's rules, statefully (docs/pipeline
   address's network (in either direction: replies are routed too), the packet is routed:
   destination network in reg0, source network in reg4, the tenant's conntrack zone in reg3,
   source MAC the gateway's, TTL decremented (at 1 the switch drops it).
-- One conntrack per connection. Of two connected networks, the one with the lower VNI
-  tracks: the hypervisor of its endpoint passes every packet between them, both ways,
-  through conntrack (IN_ACL); the other end checks them statelessly only. A new connection
-  a rule allows is committed with the rule's mark; packets of established or related
-  connections pass only while a flow for their mark exists, so removing a rule ends the
-  connections it allowed at once, and nothing needs flushing.
-- The stateless check (IN_ACL_STATE, untracked packets) passes what a rule's connections
-  look like: the opening way, the rule's protocol and ports; the other way, its replies
-  (from the rule's ports, ICMP echo replies); and ICMP errors. So the non-tracking end drops
-  the rest at the source, and a forged "routed" packet from a peer still needs a rule's shape.
-- A packet routed by the non-tracking end is tracked after all if its destination turns out
-  to be local (reg5: IN_L3_LOOKUP sends it through conntrack before delivery): then this
-  hypervisor hosts the tracking end.
+- The end that opens connections tracks them. Where a pair of networks has rules one way
+  only, the hypervisor of the opening network's endpoint passes every packet between them,
+  both ways, through conntrack (IN_ACL): one conntrack per connection. Where rules go both
+  ways, both ends track. A new connection a rule allows is committed with the rule's mark;
+  packets of established or related connections pass only while a flow for their mark
+  exists, so removing a rule ends the connections it allowed at once, and nothing needs
+  flushing.
+- The responding end of a one-way pair checks statelessly (IN_ACL_STATE, untracked): what
+  arrives must have a rule's opening shape (so a forged "routed" packet from a peer still
+  needs one), what it sends must look like a reply (the opener's conntrack decides).
+- A packet the responding end routes is tracked after all if its destination turns out to
+  be local (reg5: IN_L3_LOOKUP sends it through conntrack before delivery): then this
+  hypervisor hosts the opening end too.
 - IN_L3_LOOKUP turns the destination address into the endpoint's MAC and delivers it: to the
   local port, or through the tunnel to the hypervisor that hosts it (only for traffic of
   local VMs: no hairpin). An address nobody holds is dropped here, at the source.
@@ -73,30 +73,30 @@ PROTO_NUMBERS = {("tcp", 4): 6, ("tcp", 6): 6, ("udp", 4): 17, ("udp", 6): 17,
 PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
 REPLY_PORT_FIELD = {"tcp": "tcp_src", "udp": "udp_src"}
 ICMP_TYPE_FIELD = {4: "icmpv4_type", 6: "icmpv6_type"}
-ECHO_REPLY = {4: 0, 6: 129}
 # Errors that may come back about a connection: unreachable, time exceeded, parameter
 # problem (and, for IPv6, packet too big).
 ICMP_ERRORS = {4: (3, 11, 12), 6: (1, 2, 3, 4)}
 P_LOOKUP_REMOTE = P_SPECIFIC  # over the local delivery that waits for conntrack
 
 
-def tracks(src: Network, dst: Network) -> bool:
-    """Whether `src`'s end keeps the conntrack state of connections between src and dst:
-    the network with the lower VNI (both ends agree without asking)."""
-    return src.vni < dst.vni
+@lru_cache(maxsize=4096)
+def opening(tenant: Tenant) -> frozenset[tuple[str, str]]:
+    """(from, to) network names between which some rule lets connections be opened (two
+    networks of the same IP version). The opening end of a pair tracks its connections."""
+    pairs = set()
+    for rule in tenant.rules:
+        src, dst = tenant.networks.get(rule.src), tenant.networks.get(rule.dst)
+        if src is not None and dst is not None and src.key != dst.key \
+                and src.subnet.version == dst.subnet.version:
+            pairs.add((src.name, dst.name))
+    return frozenset(pairs)
 
 
 @lru_cache(maxsize=4096)
 def connected(tenant: Tenant) -> frozenset[tuple[str, str]]:
     """(from, to) network names that are routed: both directions of every rule, of the same
     IP version."""
-    pairs = set()
-    for rule in tenant.rules:
-        src, dst = tenant.networks.get(rule.src), tenant.networks.get(rule.dst)
-        if src is not None and dst is not None and src.key != dst.key \
-                and src.subnet.version == dst.subnet.version:
-            pairs |= {(src.name, dst.name), (dst.name, src.name)}
-    return frozenset(pairs)
+    return opening(tenant) | {(dst, src) for src, dst in opening(tenant)}
 
 
 @lru_cache(maxsize=4096)
@@ -120,35 +120,38 @@ def tenant_part(policy: Policy, tenant: str) -> FlowMap:
     """The routes and rules of one tenant, the same on every hypervisor."""
     t = policy.tenants[tenant]
     zone = tenant_zones(policy)[tenant]
+    opens = opening(t)
     flows: list[Flow] = []
     for src, dst in sorted(connected(t)):
-        flows += _routes(t.networks[src], t.networks[dst], zone)
-        flows += _error_shapes(t.networks[src], t.networks[dst], zone)
+        flows += _routes(t.networks[src], t.networks[dst], zone,
+                         src_tracks=(src, dst) in opens, dst_tracks=(dst, src) in opens)
+    for opener, responder in sorted(opens):
+        if (responder, opener) not in opens:  # one way: the responder's end checks
+            flows += _shapes(t, t.networks[opener], t.networks[responder], zone)
     for index, rule in enumerate(t.rules):
         flows += _rule_flows(t, rule, zone, priority=P_NORMAL + len(t.rules) - index)
-        flows += _rule_shapes(t, rule, zone)
     return checked(flows)
 
 
-def _routes(src: Network, dst: Network, zone: int) -> Iterator[Flow]:
+def _routes(src: Network, dst: Network, zone: int, src_tracks: bool,
+            dst_tracks: bool) -> Iterator[Flow]:
     eth_type, field = _ip(dst)
     mark = [SetField(REG_FROM_NETWORK, src.vni), SetField(REG_ZONE, zone)]
     subnet_of = _prefix(dst)
-    here = tracks(src, dst)
     routed: list[Action] = [*mark, SetField(REG_NETWORK, dst.vni),
                             SetField("eth_src", GATEWAY_MAC), DecTtl()]
-    # The far end tracks: checked here statelessly, tracked here only if delivered here.
+    # Only the other end tracks: checked here statelessly, tracked here if delivered here.
     yield flow(Stage.IN_L3_ROUTE, P_NORMAL,
                {REG_NETWORK: src.vni, REG_FROM_TUNNEL: 0, "eth_dst": GATEWAY_MAC,
                 "eth_type": eth_type, f"{field}_dst": subnet_of},
-               routed if here else [*routed, SetField(REG_TRACK_HERE, 1)],
-               goto=Stage.IN_ACL if here else Stage.IN_ACL_STATE)
+               routed if src_tracks else [*routed, SetField(REG_TRACK_HERE, 1)],
+               goto=Stage.IN_ACL if src_tracks else Stage.IN_ACL_STATE)
     # Routed at the source and arriving here: tracked here if this end tracks, else checked.
     yield flow(Stage.IN_L3_ROUTE, P_NORMAL,
                {REG_NETWORK: dst.vni, REG_FROM_TUNNEL: 1, "eth_src": GATEWAY_MAC,
                 "eth_type": eth_type,
                 f"{field}_src": _prefix(src)},
-               mark, goto=Stage.IN_ACL if tracks(dst, src) else Stage.IN_ACL_STATE)
+               mark, goto=Stage.IN_ACL if dst_tracks else Stage.IN_ACL_STATE)
 
 
 def _rule_flows(t: Tenant, rule: Rule, zone: int, priority: int) -> Iterator[Flow]:
@@ -172,16 +175,19 @@ def _rule_flows(t: Tenant, rule: Rule, zone: int, priority: int) -> Iterator[Flo
                        [Ct(commit=True, zone=REG_ZONE, mark=mark)], goto=Stage.IN_L3_LOOKUP)
 
 
-def _rule_shapes(t: Tenant, rule: Rule, zone: int) -> Iterator[Flow]:
-    """What the rule's connections look like, for the end that does not track them: the
-    opening way as the rule says, the other way its replies."""
-    src, dst = t.networks.get(rule.src), t.networks.get(rule.dst)
-    if src is None or dst is None or src.key == dst.key \
-            or src.subnet.version != dst.subnet.version:
-        return
-    version = src.subnet.version
-    for a, b, matches in ((src, dst, _protocol_matches(rule, version)),
-                          (dst, src, _reply_matches(rule, version))):
+def _shapes(t: Tenant, opener: Network, responder: Network, zone: int) -> Iterator[Flow]:
+    """The stateless check of the responder's end of a one-way pair (the opener's end
+    tracks). What arrives from the opener must have a rule's opening shape: that is where a
+    forged packet from a peer is stopped. What the responder sends back must look like a
+    reply (from a rule's ports; any ICMP, errors included): that only keeps junk off the
+    underlay, the opener's conntrack decides."""
+    rules = [r for r in t.rules if (r.src, r.dst) == (opener.name, responder.name)]
+    version = opener.subnet.version
+    inbound = [m for r in rules for m in _protocol_matches(r, version)]
+    outbound = [m for r in rules for m in _reply_matches(r, version)]
+    outbound += [{"ip_proto": PROTO_NUMBERS["icmp", version], ICMP_TYPE_FIELD[version]: kind}
+                 for kind in ICMP_ERRORS[version]]
+    for a, b, matches in ((opener, responder, inbound), (responder, opener, outbound)):
         for match in matches:
             yield flow(Stage.IN_ACL_STATE, P_NORMAL,
                        {"ct_state": ct_state("-trk"), REG_ZONE: zone, REG_FROM_NETWORK: a.vni,
@@ -189,28 +195,14 @@ def _rule_shapes(t: Tenant, rule: Rule, zone: int) -> Iterator[Flow]:
                        goto=Stage.IN_L3_LOOKUP)
 
 
-def _error_shapes(src: Network, dst: Network, zone: int) -> Iterator[Flow]:
-    """ICMP errors about a connection may come back either way, for the stateless check."""
-    version = src.subnet.version
-    if version != dst.subnet.version:
-        return
-    proto = PROTO_NUMBERS["icmp", version]
-    for icmp_type in ICMP_ERRORS[version]:
-        yield flow(Stage.IN_ACL_STATE, P_NORMAL,
-                   {"ct_state": ct_state("-trk"), REG_ZONE: zone, REG_FROM_NETWORK: src.vni,
-                    REG_NETWORK: dst.vni, "eth_type": _ip(dst)[0], "ip_proto": proto,
-                    ICMP_TYPE_FIELD[version]: icmp_type},
-                   goto=Stage.IN_L3_LOOKUP)
-
-
 def _reply_matches(rule: Rule, version: int) -> Iterator[dict[str, MatchValue]]:
-    """A rule's replies: from its ports; for ICMP, echo replies (errors: _error_shapes)."""
+    """A rule's replies: from its ports; for ICMP, any ICMP (the opener's end tracks)."""
     if rule.proto == "any":
         yield {}
         return
     proto: dict[str, MatchValue] = {"ip_proto": PROTO_NUMBERS[rule.proto, version]}
     if rule.proto == "icmp":
-        yield {**proto, ICMP_TYPE_FIELD[version]: ECHO_REPLY[version]}
+        yield proto
         return
     for match in _protocol_matches(rule, version):
         port = match.get(PORT_FIELD[rule.proto])

@@ -4,14 +4,17 @@ acme/web open TCP 5432 and ICMP to acme/db, nothing the other way)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ryu_dove.pipeline.compiler import GATEWAY_MAC
-from ryu_dove.policy import Policy
+from ryu_dove.policy import Policy, Rule
 from tests.fakes.br_int import Delivery, Packet
 from tests.fakes.packets import icmp_echo, tcp, udp
 from tests.unit.pipeline.topology import (
     DB1,
     DB2,
     GX1,
+    POLICY,
     VNI,
     WEB1,
     WEB3,
@@ -101,21 +104,22 @@ def test_a_forged_routed_packet_from_a_tunnel_still_needs_a_rule() -> None:
     assert fabric.receive("hv1", "hv3", VNI["acme/web"], forged) == []
 
 
-def test_a_forged_packet_to_the_end_that_does_not_track_needs_a_rule_s_shape() -> None:
-    """db's end does not track web <-> db connections (web's VNI is lower): what arrives
-    there is checked statelessly, and only what the rules' connections look like passes."""
+def test_a_forged_packet_to_the_responding_end_needs_a_rule_s_opening_shape() -> None:
+    """db's end does not track web -> db connections (web opens them): what arrives there
+    is checked statelessly, and only what opens by a rule passes, never a reply's shape."""
     fabric = Fabric(build_directory())
     def forged(sport: int, dport: int) -> Packet:
         return tcp(GATEWAY_MAC, DB2.mac, WEB1.ips[0], DB2.ips[0], sport, dport)
     assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged(40000, 22)) == []
+    assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged(5432, 22)) == []
     assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged(22, 40000)) == []
     (d,) = fabric.receive("hv3", "hv1", VNI["acme/db"], forged(40000, 5432))
-    assert d.port == DB2.ofport
+    assert d.port == DB2.ofport  # as a real web VM's would
 
 
-def test_one_conntrack_per_connection_at_the_tracking_end() -> None:
+def test_one_conntrack_per_connection_at_the_opening_end() -> None:
     """Every packet of a connection between hypervisors passes conntrack once: where the
-    network with the lower VNI (web) is; the other end keeps no state."""
+    network that opens it (web) is; the other end keeps no state."""
     fabric = Fabric(build_directory())
     opened = carry(fabric, "hv1", fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 40000, 5432)))
     assert [d.port for d in opened] == [DB2.ofport]
@@ -126,29 +130,49 @@ def test_one_conntrack_per_connection_at_the_tracking_end() -> None:
     assert fabric.switches["hv3"].dump_conntrack() == []
 
 
-def test_a_rule_towards_the_tracking_end_is_tracked_there() -> None:
-    """A rule db -> web (the opening end does not track): db's hypervisor checks the
-    opening packet by the rule's shape and sends it on; web's tracks and commits it; the
-    replies come back; web still cannot open towards db on that port."""
-    import dataclasses
-
-    from tests.unit.pipeline.topology import POLICY
-
+def _acme_with(*rules: Rule) -> Policy:
     acme = POLICY.tenants["acme"]
-    tcp_rule = next(r for r in acme.rules if r.proto == "tcp")
-    reverse = dataclasses.replace(tcp_rule, src=tcp_rule.dst, dst=tcp_rule.src,
-                                  ports=(8080, 8080))
-    policy = Policy({**POLICY.tenants, "acme": dataclasses.replace(acme, rules=(reverse,))})
-    fabric = Fabric(build_directory(), policy)
+    return Policy({**POLICY.tenants, "acme": dataclasses.replace(acme, rules=rules)})
+
+
+def _tcp_rule(src: str, dst: str, port: int) -> Rule:
+    tcp_rule = next(r for r in POLICY.tenants["acme"].rules if r.proto == "tcp")
+    return dataclasses.replace(tcp_rule, src=src, dst=dst, ports=(port, port))
+
+
+def test_the_end_that_opens_tracks_whichever_network_it_is() -> None:
+    """A rule db -> web only: db's end tracks, web's checks statelessly; a peer forging
+    web -> db from the rule's port (a reply's shape) reaches nothing."""
+    fabric = Fabric(build_directory(), _acme_with(_tcp_rule("db", "web", 8080)))
     assert fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 40000, 22)) == []  # at the source
     opened = carry(fabric, "hv3", fabric.send(DB2, via_gateway(tcp, DB2, WEB1, 40000, 8080)))
     assert [d.port for d in opened] == [WEB1.ofport]
     back = carry(fabric, "hv1", fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 8080, 40000)))
     assert [d.port for d in back] == [DB2.ofport]
-    # web opening to db's port 8080 has the shape of a reply at db's end, but web's end
-    # tracks and no rule lets web open: dropped before it leaves.
-    assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 8080, 40001)) == []
-    assert fabric.switches["hv3"].dump_conntrack() == []
+    forged = tcp(GATEWAY_MAC, DB2.mac, WEB1.ips[0], DB2.ips[0], 8080, 22)
+    assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged) == []
+    # A reply's shape leaves web's end (it only keeps junk off the underlay); db's
+    # conntrack, where the connection would have to be, refuses it.
+    assert carry(fabric, "hv1", fabric.send(WEB1, via_gateway(tcp, WEB1, DB2, 8080, 22))) == []
+    assert fabric.switches["hv1"].dump_conntrack() == []
+    assert len(fabric.switches["hv3"].dump_conntrack()) == 1
+
+
+def test_rules_both_ways_are_tracked_at_both_ends() -> None:
+    """web -> db 5432 and db -> web 8080: each end opens, so each tracks, and a reply's
+    shape never opens anything at either."""
+    fabric = Fabric(build_directory(), _acme_with(_tcp_rule("web", "db", 5432),
+                                                  _tcp_rule("db", "web", 8080)))
+    for src, dst, src_hv, port in ((WEB1, DB2, "hv1", 5432), (DB2, WEB1, "hv3", 8080)):
+        opened = carry(fabric, src_hv, fabric.send(src, via_gateway(tcp, src, dst, 40000, port)))
+        assert [d.port for d in opened] == [dst.ofport]
+        back_hv = "hv3" if src_hv == "hv1" else "hv1"
+        back = carry(fabric, back_hv, fabric.send(dst, via_gateway(tcp, dst, src, port, 40000)))
+        assert [d.port for d in back] == [src.ofport]
+    for hv in ("hv1", "hv3"):
+        assert len(fabric.switches[hv].dump_conntrack()) == 2
+    forged = tcp(GATEWAY_MAC, DB2.mac, WEB1.ips[0], DB2.ips[0], 8080, 22)
+    assert fabric.receive("hv3", "hv1", VNI["acme/db"], forged) == []
 
 
 def test_removing_a_rule_ends_its_connections_and_adding_it_back_opens_the_path() -> None:
