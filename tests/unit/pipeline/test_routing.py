@@ -228,3 +228,21 @@ def test_a_connection_another_rule_allows_outlives_the_rule_that_opened_it() -> 
     hv1.reload(compile_switch(without_tcp, directory, "hv1"))
     assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432)) == []  # nothing does
     assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40020)) == []
+
+
+def test_no_switch_both_delivers_and_tunnels_one_address() -> None:
+    """A tunnel flow sits above local delivery in in_l3_lookup (a packet still to be tracked
+    must not take the local one first), so one of each for an address would send it away:
+    every switch has at most one lookup flow per (network, address)."""
+    from ryu_dove.pipeline.compiler import compile_switch
+    from ryu_dove.pipeline.stages import Stage
+    from tests.unit.pipeline.topology import POLICY
+
+    directory = build_directory()
+    for hv in directory.hypervisors():
+        seen: dict[tuple[object, ...], int] = {}
+        for f in compile_switch(POLICY, directory, hv.name):
+            if f.stage is Stage.IN_L3_LOOKUP and f.priority and "reg5" not in f.match_dict:
+                key = tuple(v for k, v in f.match if k != "reg1")
+                seen[key] = seen.get(key, 0) + 1
+        assert seen and max(seen.values()) == 1, hv.name
