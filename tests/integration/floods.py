@@ -17,8 +17,8 @@ mac, subnet, count, seconds = bytes.fromhex(sys.argv[1].replace(":", "")), sys.a
 net = ipaddress.ip_network(subnet)
 held = [ipaddress.ip_address(a) for a in sys.argv[5].split(",") if a]
 spared = {ipaddress.ip_address(a) for a in sys.argv[6].split(",") if a}
-pool = [net.network_address + i for i in range(2, net.num_addresses - 1)]
-pool = [a for a in pool if a not in spared]
+pool = [a for a in (net.network_address + i for i in range(2, net.num_addresses - 1))
+        if a not in spared]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(("eth0", 0))
 gap = seconds / count

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ryu_dove.pipeline.compiler import GATEWAY_MAC
+from ryu_dove.pipeline.compiler import GATEWAY_MAC, compile_switch
+from ryu_dove.pipeline.stages import Stage
 from ryu_dove.policy import Policy, Rule
 from tests.fakes.br_int import Delivery, Packet
 from tests.fakes.packets import icmp_echo, tcp, udp
@@ -176,19 +177,12 @@ def test_rules_both_ways_are_tracked_at_both_ends() -> None:
 
 
 def test_removing_a_rule_ends_its_connections_and_adding_it_back_opens_the_path() -> None:
-    import dataclasses
-
-    from ryu_dove.pipeline.compiler import compile_switch
-    from ryu_dove.policy import Policy
-    from tests.unit.pipeline.topology import POLICY
-
     directory = build_directory()
     fabric = Fabric(directory)
     hv1 = fabric.switches["hv1"]
     assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40010, 5432))  # open
     acme = POLICY.tenants["acme"]
-    no_tcp = Policy({**POLICY.tenants, "acme": dataclasses.replace(
-        acme, rules=tuple(r for r in acme.rules if r.proto != "tcp"))})
+    no_tcp = _acme_with(*(r for r in acme.rules if r.proto != "tcp"))
     hv1.reload(compile_switch(no_tcp, directory, "hv1"))
     assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40010, 5432)) == []  # established
     assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40010)) == []  # and its replies
@@ -200,19 +194,11 @@ def test_removing_a_rule_ends_its_connections_and_adding_it_back_opens_the_path(
 def test_a_connection_another_rule_allows_outlives_the_rule_that_opened_it() -> None:
     """Removing the rule that opened a connection cuts it only if no other rule allows it:
     a remaining rule takes it over (re-marked by its next packet the opening way)."""
-    import dataclasses
-
-    from ryu_dove.pipeline.compiler import compile_switch
-    from ryu_dove.policy import Policy
-    from tests.unit.pipeline.topology import POLICY
-
     acme = POLICY.tenants["acme"]
     tcp_rule = next(r for r in acme.rules if r.proto == "tcp")
     broad = dataclasses.replace(tcp_rule, proto="any", ports=None)
-    both = Policy({**POLICY.tenants, "acme": dataclasses.replace(
-        acme, rules=(*acme.rules, broad))})
-    only_broad = Policy({**POLICY.tenants, "acme": dataclasses.replace(
-        acme, rules=tuple(r for r in (*acme.rules, broad) if r is not tcp_rule))})
+    both = _acme_with(*acme.rules, broad)
+    only_broad = _acme_with(*(r for r in (*acme.rules, broad) if r is not tcp_rule))
     directory = build_directory()
     fabric = Fabric(directory, both)
     hv1 = fabric.switches["hv1"]
@@ -223,8 +209,7 @@ def test_a_connection_another_rule_allows_outlives_the_rule_that_opened_it() -> 
     assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40020))  # and its replies
     hv1.reload(compile_switch(POLICY, directory, "hv1"))  # broad gone too: tcp_rule only
     assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432))  # tcp_rule allows it
-    without_tcp = Policy({**POLICY.tenants, "acme": dataclasses.replace(
-        acme, rules=tuple(r for r in acme.rules if r is not tcp_rule))})
+    without_tcp = _acme_with(*(r for r in acme.rules if r is not tcp_rule))
     hv1.reload(compile_switch(without_tcp, directory, "hv1"))
     assert fabric.send(WEB1, via_gateway(tcp, WEB1, DB1, 40020, 5432)) == []  # nothing does
     assert fabric.send(DB1, via_gateway(tcp, DB1, WEB1, 5432, 40020)) == []
@@ -234,10 +219,6 @@ def test_no_switch_both_delivers_and_tunnels_one_address() -> None:
     """A tunnel flow sits above local delivery in in_l3_lookup (a packet still to be tracked
     must not take the local one first), so one of each for an address would send it away:
     every switch has at most one lookup flow per (network, address)."""
-    from ryu_dove.pipeline.compiler import compile_switch
-    from ryu_dove.pipeline.stages import Stage
-    from tests.unit.pipeline.topology import POLICY
-
     directory = build_directory()
     for hv in directory.hypervisors():
         seen: dict[tuple[object, ...], int] = {}
